@@ -1,0 +1,247 @@
+"""The one module of ``idvideo_core`` that knows about ComfyUI.
+
+Inside ComfyUI it adapts to ``comfy.model_management`` (devices, memory, interrupts), ``comfy.utils.ProgressBar``
+(progress bars, which are also ComfyUI's cancel checkpoints) and ``folder_paths`` (model folders,
+``extra_model_paths.yaml``). Outside ComfyUI (the CLI, tests) it falls back to plain torch, a console progress bar and
+folders under ``IDVIDEO_MODELS_DIR`` (default ``./models``).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+log = logging.getLogger("idvideo")
+
+_CANCEL = threading.Event()
+
+
+class GenerationCancelled(Exception):
+    """Raised at a step boundary when a cancel was requested outside ComfyUI."""
+
+
+def _comfy(name: str):
+    """Return a ComfyUI module if ComfyUI is running in this process, else None."""
+    if os.environ.get("IDVIDEO_NO_COMFY") == "1":
+        return None
+    if name in sys.modules:
+        return sys.modules[name]
+    # Only import when ComfyUI itself is loaded: importing comfy.model_management on its own initialises CUDA.
+    if "comfy" not in sys.modules and "folder_paths" not in sys.modules:
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - any failure means "not inside a usable ComfyUI"
+        return None
+
+
+def in_comfyui() -> bool:
+    return _comfy("comfy.model_management") is not None
+
+
+# ----------------------------------------------------------------------------------------------------------- devices
+def torch_device():
+    import torch
+
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        return mm.get_torch_device()
+    forced = os.environ.get("IDVIDEO_DEVICE")
+    if forced:
+        return torch.device(forced)
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def offload_device():
+    import torch
+
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        return mm.unet_offload_device()
+    return torch.device("cpu")
+
+
+def vram_state() -> str:
+    """One of ``cpu``, ``novram``, ``lowvram``, ``normal``, ``high`` (ComfyUI's flags), or ``normal`` outside it."""
+    import torch
+
+    mm = _comfy("comfy.model_management")
+    if mm is None:
+        return "normal" if torch.cuda.is_available() else "cpu"
+    if mm.cpu_mode() if hasattr(mm, "cpu_mode") else False:
+        return "cpu"
+    state = getattr(mm, "vram_state", None)
+    name = getattr(state, "name", "NORMAL_VRAM")
+    return {"DISABLED": "cpu", "NO_VRAM": "novram", "LOW_VRAM": "lowvram", "HIGH_VRAM": "high",
+            "SHARED": "high"}.get(name, "normal")
+
+
+def free_memory_for(bytes_needed: int, device=None) -> None:
+    """Ask ComfyUI to unload its cached models so ours fit; a no-op outside ComfyUI."""
+    mm = _comfy("comfy.model_management")
+    if mm is None:
+        return
+    device = device or mm.get_torch_device()
+    try:
+        mm.free_memory(bytes_needed, device)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("IDVideo: ComfyUI could not free memory (%s)", exc)
+
+
+def unload_comfy_models() -> None:
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.unload_all_models()
+
+
+def soft_empty_cache() -> None:
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.soft_empty_cache()
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def free_device_memory(device) -> int | None:
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        try:
+            return int(mm.get_free_memory(device))
+        except Exception:  # noqa: BLE001
+            return None
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(device)[0])
+    return None
+
+
+# --------------------------------------------------------------------------------------------- interrupts, progress
+def request_cancel() -> None:
+    """Cancel the running generation at its next step boundary (CLI, tests; ComfyUI uses its own interrupt)."""
+    _CANCEL.set()
+
+
+def clear_cancel() -> None:
+    _CANCEL.clear()
+
+
+def check_interrupt() -> None:
+    """Raise if the user cancelled. In ComfyUI this raises ComfyUI's own interrupt exception."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+    if _CANCEL.is_set():
+        _CANCEL.clear()
+        raise GenerationCancelled("Generation cancelled.")
+
+
+_console_factory: Callable[[int, str], object] | None = None
+
+
+def set_console_progress(factory: Callable[[int, str], object] | None) -> None:
+    """Install a console progress factory (the CLI uses a text bar); ``None`` disables console output."""
+    global _console_factory
+    _console_factory = factory
+
+
+class Progress:
+    """A progress bar: ComfyUI's ``ProgressBar`` when running inside ComfyUI, else the console factory if set.
+
+    Every ``update`` is also a cancel checkpoint.
+    """
+
+    def __init__(self, total: int, desc: str = "", node_id: str | None = None):
+        self.total = max(int(total), 1)
+        self.value = 0
+        self._comfy_bar = None
+        self._console = None
+        utils = _comfy("comfy.utils")
+        if utils is not None and hasattr(utils, "ProgressBar"):
+            try:
+                self._comfy_bar = utils.ProgressBar(self.total, node_id=node_id) if node_id else \
+                    utils.ProgressBar(self.total)
+            except TypeError:
+                self._comfy_bar = utils.ProgressBar(self.total)
+        elif _console_factory is not None:
+            self._console = _console_factory(self.total, desc)
+
+    def update(self, n: int = 1, preview=None) -> None:
+        self.value = min(self.value + n, self.total)
+        if self._comfy_bar is not None:
+            # ComfyUI's progress hook raises its interrupt exception here when the user pressed Cancel.
+            self._comfy_bar.update_absolute(self.value, self.total, preview)
+        elif self._console is not None:
+            self._console.update(n)
+        check_interrupt()
+
+    def close(self) -> None:
+        if self._console is not None and hasattr(self._console, "close"):
+            self._console.close()
+
+
+# ------------------------------------------------------------------------------------------------------- folders
+def _fallback_models_dir() -> Path:
+    return Path(os.environ.get("IDVIDEO_MODELS_DIR", "models")).expanduser().resolve()
+
+
+def models_dir() -> Path:
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        return Path(fp.models_dir)
+    return _fallback_models_dir()
+
+
+def register_folder(key: str, default_subdir: str, extensions: Iterable[str] = ()) -> None:
+    """Register a model folder key with ComfyUI (so ``extra_model_paths.yaml`` entries for it work)."""
+    fp = _comfy("folder_paths")
+    if fp is None:
+        return
+    path = os.path.join(fp.models_dir, default_subdir)
+    exts = set(extensions)
+    if key in fp.folder_names_and_paths:
+        paths, old_exts = fp.folder_names_and_paths[key]
+        if path not in paths:
+            paths.append(path)
+        # yaml may have created the key with an empty extension set; an empty set matches everything, keep it open.
+        if old_exts and exts:
+            old_exts.update(exts)
+    else:
+        fp.folder_names_and_paths[key] = ([path], exts)
+
+
+def folder_paths_for(key: str) -> list[Path]:
+    """All folders registered for ``key`` (ComfyUI), or ``<models>/<key>`` outside ComfyUI."""
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        try:
+            return [Path(p) for p in fp.get_folder_paths(key)]
+        except Exception:  # noqa: BLE001 - unknown key
+            return [Path(fp.models_dir) / key]
+    return [_fallback_models_dir() / key]
+
+
+def output_dir() -> Path:
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        return Path(fp.get_output_directory())
+    return Path(os.environ.get("IDVIDEO_OUTPUT_DIR", "output")).expanduser().resolve()
+
+
+def temp_dir() -> Path:
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        return Path(fp.get_temp_directory())
+    return output_dir() / "temp"
+
+
+def args_disable_metadata() -> bool:
+    cli = _comfy("comfy.cli_args")
+    return bool(getattr(getattr(cli, "args", None), "disable_metadata", False)) if cli is not None else False

@@ -1,0 +1,88 @@
+"""User-facing errors.
+
+Every problem a creator can fix raises an :class:`IDVideoError` whose message says what went wrong *and* how to fix
+it. Node wrappers and the CLI show that message alone, never a raw traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+
+class IDVideoError(Exception):
+    """A problem the user can fix. ``str(err)`` is the whole message shown to the user."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        self.problem = message
+        self.fix = fix
+        super().__init__(message if not fix else f"{message}\nFix: {fix}")
+
+
+class MissingModelError(IDVideoError):
+    """A model file was not found in any searched location."""
+
+    def __init__(self, what: str, searched: Sequence[Path | str], published: str | None = None,
+                 extra: str | None = None):
+        self.searched = [str(p) for p in searched]
+        lines = [f"IDVideo could not find {what}. Searched:"]
+        lines += [f"  - {p}" for p in self.searched] or ["  (no search locations configured)"]
+        fix = "Put the file in one of the folders above"
+        if published:
+            fix += f" (it is published at {published})"
+        fix += "; IDVideo never downloads anything."
+        if extra:
+            fix += " " + extra
+        super().__init__("\n".join(lines), fix)
+
+
+class CorruptFileError(IDVideoError):
+    """A model file exists but cannot be read (truncated download, wrong format)."""
+
+    def __init__(self, path: Path | str, detail: str, published: str | None = None):
+        fix = "Delete the file and download it again completely"
+        if published:
+            fix += f" from {published}"
+        super().__init__(f"The file {path} is damaged or not what IDVideo expected: {detail}", fix + ".")
+
+
+class UnsafeFileError(IDVideoError):
+    """A pickled checkpoint would execute code when loaded; IDVideo refuses it."""
+
+
+class WrongModelError(IDVideoError):
+    """A checkpoint of a different family was given to a loader (detected from its keys or config)."""
+
+
+class NoFaceError(IDVideoError):
+    """No face was found in an input image."""
+
+
+class InputError(IDVideoError):
+    """A node input or CLI argument is out of range or inconsistent."""
+
+
+class MissingDependencyError(IDVideoError):
+    """An optional Python package is not installed."""
+
+    def __init__(self, package: str, feature: str, pip_name: str | None = None):
+        pip_name = pip_name or package
+        super().__init__(f"{feature} needs the Python package '{package}', which is not installed.",
+                         f"Install it into ComfyUI's Python: python -m pip install {pip_name}")
+
+
+class OutputWriteError(IDVideoError):
+    """A video or file could not be written."""
+
+
+def require(module: str, feature: str, pip_name: str | None = None):
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the install line."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised in the bad-input tests
+        raise MissingDependencyError(module.split(".")[0], feature, pip_name) from exc
+
+
+def format_paths(paths: Iterable[Path | str]) -> str:
+    return "\n".join(f"  - {p}" for p in paths)

@@ -1,0 +1,92 @@
+"""Loading checkpoint files safely and with clear errors.
+
+Pickled files (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) load only with ``torch.load(weights_only=True)``: a pickle that
+would run code is refused, never executed. Truncated or corrupt files raise :class:`CorruptFileError` naming the file
+and saying to download it again.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+from .errors import CorruptFileError, UnsafeFileError
+
+PICKLE_EXTS = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def _unwrap(obj, path: Path) -> dict:
+    """Checkpoints sometimes nest the state dict (``state_dict``, ``model``, ``module``, ``params_ema``)."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "module", "params_ema", "params"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
+                import torch
+
+                if any(isinstance(v, torch.Tensor) for v in inner.values()):
+                    return dict(inner)
+        return dict(obj)
+    raise CorruptFileError(path, f"it holds a {type(obj).__name__}, not a state dict of tensors")
+
+
+def load_pickle_weights(path: Path | str, published: str | None = None) -> dict:
+    import torch
+
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
+            raise UnsafeFileError(
+                f"{path} is a pickle that would run code or build Python objects when loaded; IDVideo refuses it.",
+                "Use the published weights file, or convert it to .safetensors with a tool you trust.") from exc
+        raise CorruptFileError(path, msg, published) from exc
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
+    return _unwrap(obj, path)
+
+
+def load_safetensors(path: Path | str, device: str = "cpu", published: str | None = None) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
+
+
+def load_weights(path: Path | str, published: str | None = None) -> dict:
+    """Load a state dict from ``.safetensors`` or a pickled file, safely."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path, published=published)
+    if path.suffix in PICKLE_EXTS:
+        return load_pickle_weights(path, published=published)
+    raise CorruptFileError(path, f"unknown weights format '{path.suffix}'", published)
+
+
+def safetensors_keys(path: Path | str) -> list[str]:
+    """The tensor names of a safetensors file without loading it (read from its header)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if n <= 0 or n > 100_000_000:
+                raise ValueError("bad header length")
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(path, f"cannot read the safetensors header ({exc})") from exc
+    return [k for k in header if k != "__metadata__"]
+
+
+def read_json(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(path, f"not valid JSON ({exc})") from exc
