@@ -90,3 +90,38 @@ def read_json(path: Path | str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CorruptFileError(path, f"not valid JSON ({exc})") from exc
+
+
+def check_safetensors_file(path: Path | str, published: str | None = None) -> list[str]:
+    """Cheap integrity check of a safetensors file: a readable header whose tensors fit the file exactly.
+
+    Catches the classic half-finished download before a multi-GB load fails with an obscure error.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if n <= 0 or n > min(size, 100_000_000):
+                raise ValueError("bad header length")
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptFileError(path, f"cannot read the safetensors header ({exc})", published) from exc
+    if 8 + n + end != size:
+        raise CorruptFileError(path, f"the file is {size} bytes but its header describes {8 + n + end} bytes "
+                                     "(an incomplete download?)", published)
+    return [k for k in header if k != "__metadata__"]
+
+
+def check_model_folder_files(folder: Path | str, published: str | None = None) -> None:
+    """Check every safetensors file in a diffusers/transformers component folder, and that an index's shards exist."""
+    folder = Path(folder)
+    for index in list(folder.glob("*.safetensors.index.json")):
+        data = read_json(index)
+        for shard in sorted(set(data.get("weight_map", {}).values())):
+            if not (folder / shard).is_file():
+                raise CorruptFileError(index, f"it lists the shard '{shard}', which is missing from {folder}",
+                                       published)
+    for f in sorted(folder.glob("*.safetensors")):
+        check_safetensors_file(f, published)

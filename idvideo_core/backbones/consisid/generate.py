@@ -1,0 +1,177 @@
+"""ConsisID generation: global identity encoding, input checks, sampling through the shared loop, decoding."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+from ... import bridge
+from ...errors import InputError
+from ...sampling import denoise
+from ...sampling.steppers import make_stepper
+from ...types import GlobalIdentity, LocalIdentity, TextEmbeds
+from ..base import LoadedModel
+from .adapter import ConsisIDAdapter
+
+log = logging.getLogger("idvideo")
+
+
+def vae_factors(vae) -> tuple[int, int]:
+    """(spatial, temporal) compression of a CogVideoX VAE."""
+    return 2 ** (len(vae.config.block_out_channels) - 1), getattr(vae.config, "temporal_compression_ratio", 4)
+
+
+def trained_size(model: LoadedModel) -> Optional[tuple[int, int]]:
+    """(width, height) the model is fixed to, when its learned positional embedding pins it (ConsisID-preview)."""
+    cfg = model.transformer.config
+    if getattr(cfg, "use_learned_positional_embeddings", False):
+        s, _ = vae_factors(model.vae)
+        return cfg.sample_width * s, cfg.sample_height * s
+    return None
+
+
+@dataclass
+class ConsisIDSettings:
+    width: int = 720
+    height: int = 480
+    num_frames: int = 49
+    steps: int = 50
+    cfg: float = 6.0
+    seed: int = 42
+    use_dynamic_cfg: bool = False
+    face_scale: Optional[float] = None
+    eta: float = 0.0
+
+
+def check_settings(model: LoadedModel, s: ConsisIDSettings) -> ConsisIDSettings:
+    """Validate before any compute (clear errors) and snap what can be snapped (with a warning)."""
+    spatial, temporal = vae_factors(model.vae)
+    if s.steps < 1:
+        raise InputError(f"steps must be at least 1 (got {s.steps}).", "Use 50 steps (the reference default).")
+    if not (1.0 <= s.cfg <= 30.0):
+        raise InputError(f"cfg {s.cfg} is out of range.", "Use a guidance scale between 1 and 30 (default 6).")
+    fixed = trained_size(model)
+    if fixed is not None and (s.width, s.height) != fixed:
+        raise InputError(
+            f"This ConsisID model only generates {fixed[0]}×{fixed[1]} (its positional embedding is learned for that "
+            f"size); {s.width}×{s.height} was asked for.", f"Set width={fixed[0]} and height={fixed[1]}.")
+    unit = spatial * model.transformer.config.patch_size
+    if s.width % unit or s.height % unit:
+        raise InputError(f"width and height must be multiples of {unit} (got {s.width}×{s.height}).",
+                         f"Use for example {s.width // unit * unit}×{s.height // unit * unit}.")
+    if s.num_frames < 1:
+        raise InputError("num_frames must be at least 1.", "Use 49 frames (the reference default).")
+    if (s.num_frames - 1) % temporal:
+        snapped = (s.num_frames - 1) // temporal * temporal + 1
+        log.warning("IDVideo: %d frames is not %dk+1; using %d frames.", s.num_frames, temporal, snapped)
+        s.num_frames = snapped
+    return s
+
+
+def encode_global_identity(model: LoadedModel, face_rgb, width: int, height: int, kps_rgb=None) -> GlobalIdentity:
+    """VAE posterior of the colour face on white, stretched to the video size as the reference does.
+
+    The posterior is kept (mean, std) and sampled later in the sampler with the generation's seeded generator, in
+    the reference's order, so a seed gives diffusers' exact result.
+    """
+    import numpy as np
+    import PIL.Image
+    import torch
+    from diffusers.video_processor import VideoProcessor
+
+    spatial, _ = vae_factors(model.vae)
+    vp = VideoProcessor(vae_scale_factor=spatial)
+    vae = model.vae
+    device = next(vae.parameters()).device
+
+    def posterior(rgb):
+        img = vp.preprocess(PIL.Image.fromarray(np.asarray(rgb, dtype=np.uint8)), height=height, width=width)
+        img = img.to(device, dtype=model.dtype).unsqueeze(2)
+        with torch.no_grad():
+            dist = vae.encode(img).latent_dist
+        return dist.mean, dist.std, img
+
+    mean, std, img = posterior(face_rgb)
+    kps_mean = kps_std = None
+    if kps_rgb is not None and getattr(model.transformer.config, "is_kps", False):
+        kps_mean, kps_std, _ = posterior(kps_rgb)
+    preview = ((img[:, :, 0].permute(0, 2, 3, 1).float() + 1) / 2).clamp(0, 1).cpu()
+    return GlobalIdentity(mean=mean, std=std, kps_mean=kps_mean, kps_std=kps_std,
+                          scaling_factor=float(getattr(vae.config, "scaling_factor", 0.7)), width=width,
+                          height=height, face_preview=preview)
+
+
+def _sample_posterior(mean, std, generator):
+    from diffusers.utils.torch_utils import randn_tensor
+
+    eps = randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + std * eps
+
+
+def image_latents_from(identity: GlobalIdentity, generator, latent_frames: int, dtype):
+    """Face latent in frame 0 (kps in frame 1 when present), zeros after: [1, F, C, h, w] for channel concat."""
+    import torch
+
+    parts = [_sample_posterior(identity.mean, identity.std, generator)]
+    if identity.kps_mean is not None:
+        parts.append(_sample_posterior(identity.kps_mean, identity.kps_std, generator))
+    lat = [(p.to(dtype).permute(0, 2, 1, 3, 4) * identity.scaling_factor) for p in parts]
+    first = lat[0]
+    pad = torch.zeros((1, latent_frames - len(lat), *first.shape[2:]), device=first.device, dtype=dtype)
+    return torch.cat(lat + [pad], dim=1)
+
+
+def sample_consisid(model: LoadedModel, text: TextEmbeds, identity: GlobalIdentity, local: Optional[LocalIdentity],
+                    settings: ConsisIDSettings, progress: bool = True, block_runner=None, preview=None,
+                    node_id=None):
+    """Denoise and return latents [1, F, C, h, w] (the reference's layout)."""
+    import torch
+    from diffusers import CogVideoXDPMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+
+    s = check_settings(model, settings)
+    if (identity.width, identity.height) != (s.width, s.height):
+        raise InputError(f"The global identity was encoded for {identity.width}×{identity.height} but the sampler "
+                         f"makes {s.width}×{s.height}.", "Give the global identity extractor the sampler's size.")
+    if text.family != "cogvideox":
+        raise InputError("These text embeddings were made for a Wan model.", "Encode the prompt with this model.")
+    spatial, temporal = vae_factors(model.vae)
+    device = identity.mean.device
+    dtype = model.dtype
+    generator = torch.Generator(device="cpu").manual_seed(int(s.seed))
+    latent_frames = (s.num_frames - 1) // temporal + 1
+    image_latents = image_latents_from(identity, generator, latent_frames, dtype)
+    channels = model.transformer.config.in_channels // 2
+    shape = (1, latent_frames, channels, s.height // spatial, s.width // spatial)
+    scheduler = CogVideoXDPMScheduler.from_config(model.scheduler_config)
+    scheduler.set_timesteps(s.steps, device=device)
+    latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * scheduler.init_noise_sigma
+    stepper = make_stepper(scheduler, generator, s.eta)
+    pos = text.prompt_embeds.to(device=device, dtype=dtype)
+    neg = text.negative_embeds.to(device=device, dtype=dtype)
+    adapter = ConsisIDAdapter(model.transformer, stepper, pos, neg, image_latents, local, s.cfg, s.use_dynamic_cfg,
+                              s.steps, s.face_scale, block_runner)
+    bar = bridge.Progress(s.steps, "sampling", node_id) if progress else None
+    try:
+        return denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=dtype)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def decode_consisid(model: LoadedModel, latents, tiling: bool = False):
+    """Latents [1, F, C, h, w] → frames [N, H, W, 3] float 0..1 on the CPU (ComfyUI IMAGE layout)."""
+    import torch
+    from diffusers.video_processor import VideoProcessor
+
+    vae = model.vae
+    spatial, _ = vae_factors(vae)
+    if tiling:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
+    scale = float(getattr(vae.config, "scaling_factor", 0.7))
+    with torch.no_grad():
+        video = vae.decode((1 / scale) * latents.permute(0, 2, 1, 3, 4)).sample
+    frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video=video, output_type="pt")
+    return frames[0].permute(0, 2, 3, 1).float().cpu()
