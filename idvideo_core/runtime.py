@@ -1,0 +1,196 @@
+"""The high-level API: one call per node (and per CLI step). Nodes stay thin; tensor work lives here and below.
+
+Every function takes and returns the typed payloads of :mod:`idvideo_core.types` / plain tensors in ComfyUI's
+layouts (IMAGE = float [B, H, W, 3] in 0..1).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Optional
+
+from . import bridge
+from .backbones.base import LoadedModel
+from .errors import InputError
+from .types import GlobalIdentity, LocalIdentity, TextEmbeds
+
+log = logging.getLogger("idvideo")
+
+SELECTION_LABELS = {"largest": "largest", "center": "center", "index": "index", "all (left to right)": "all",
+                    "all": "all"}
+NO_FACE_LABELS = {"error": "error", "use whole image": "whole_image", "whole_image": "whole_image"}
+
+
+# ------------------------------------------------------------------------------------------------------- faces
+def load_face_models(provider: str = "CPU", eva_precision: str = "fp32", consisid_folder=None):
+    from .dtypes import resolve_dtype
+    from .faces.models import load_face_models as _load
+
+    device = bridge.torch_device()
+    return _load(provider, device=device, dtype=resolve_dtype(eva_precision, device), consisid_folder=consisid_folder)
+
+
+def _to_image_batch(arrays):
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.stack([np.asarray(a, dtype=np.float32) / 255.0 for a in arrays]))
+
+
+def find_faces(face_models, image, selection: str = "largest", index: int = 0, on_no_face: str = "error"):
+    """IMAGE → (faces, aligned crops IMAGE, whitened faces IMAGE)."""
+    import cv2
+
+    from .faces.analyze import analyze_images
+
+    if image is None or len(image) == 0:
+        raise InputError("The image input is empty (a batch of 0 images).", "Connect a Load Image node.")
+    mode = SELECTION_LABELS.get(selection)
+    policy = NO_FACE_LABELS.get(on_no_face)
+    if mode is None or policy is None:
+        raise InputError(f"Unknown choice '{selection}' / '{on_no_face}'.", "Pick a value from the node's list.")
+    faces = analyze_images(face_models, image, mode, index, policy)
+    aligned = _to_image_batch([cv2.cvtColor(f.aligned_bgr, cv2.COLOR_BGR2RGB) for f in faces])
+    whitened = _to_image_batch([f.face_rgb_white for f in faces])
+    return faces, aligned, whitened
+
+
+def render_keypoints(faces, source_canvas: bool = False):
+    """Key-point images (IMAGE). Reference canvas: 512×512 with source-image coordinates (what ConsisID used)."""
+    from .faces.kps import draw_kps
+
+    out = []
+    for f in _non_empty(faces):
+        if source_canvas:
+            h, w = f.source_rgb.shape[:2]
+        else:
+            h, w = 512, 512
+        out.append(draw_kps(w, h, f.kps))
+    if len({a.shape for a in out}) > 1:
+        raise InputError("The faces come from images of different sizes, so their key-point images differ in size.",
+                         "Use canvas='reference (aligned face size)' or one image size.")
+    return _to_image_batch(out)
+
+
+def _non_empty(faces):
+    if not faces:
+        raise InputError("No faces were given.", "Connect the faces output of 'IDVideo Face Loader'.")
+    return faces
+
+
+def local_identity(face_models, faces) -> LocalIdentity:
+    from .faces.identity import local_identity as _local
+
+    face = _non_empty(faces)[0]
+    if len(faces) > 1:
+        log.info("IDVideo: %d faces given; ConsisID uses the first.", len(faces))
+    ident = _local(face_models, face)
+    # Face models leave the GPU once the identity is encoded (they are small next to the DiT but not free).
+    if getattr(face_models.device, "type", "cpu") != "cpu":
+        face_models.to(bridge.offload_device())
+        bridge.soft_empty_cache()
+    return ident
+
+
+# ------------------------------------------------------------------------------------------------------ models
+def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Optional[int] = None) -> LoadedModel:
+    """Give the model a memory manager: parts parked and moved in when used, per the chosen mode."""
+    from .memory import plan_and_manage
+
+    parts = {"transformer": (model.transformer, "transformer_blocks" if model.family == "consisid" else "blocks"),
+             "vae": (model.vae, None)}
+    if model.text_encoder is not None:
+        parts["text_encoder"] = (model.text_encoder, None)
+    bridge.free_memory_for(sum(p.numel() * p.element_size() for m, _ in parts.values() for p in m.parameters()),
+                           model.device)
+    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap)
+    log.info("IDVideo memory plan:\n%s", model.memory.summary())
+    return model
+
+
+@contextlib.contextmanager
+def _using(model: LoadedModel, part: str):
+    if model.memory is None:
+        module = getattr(model, part)
+        module.to(model.device)
+        yield module
+    else:
+        with model.memory.use(part) as module:
+            yield module
+
+
+def encode_prompt(model: LoadedModel, prompt: str, negative_prompt: str = "") -> TextEmbeds:
+    if model.text_encoder is None:
+        raise InputError("This model was loaded without its text encoder.", "Reload it with the text encoder.")
+    if model.family == "consisid":
+        from .text import encode_cogvideox_prompt
+
+        with _using(model, "text_encoder") as te:
+            dev = next(te.parameters()).device
+            emb = encode_cogvideox_prompt(te, model.tokenizer, prompt, negative_prompt, device=dev, dtype=model.dtype)
+        emb.prompt_embeds = emb.prompt_embeds.to(bridge.offload_device())
+        emb.negative_embeds = emb.negative_embeds.to(bridge.offload_device())
+        return emb
+    from .backbones.wan.runtime import encode_prompt as wan_encode  # Wan family
+
+    return wan_encode(model, prompt, negative_prompt, _using)
+
+
+def global_identity(model: LoadedModel, faces, width: int, height: int, kps_image=None) -> GlobalIdentity:
+    import numpy as np
+
+    from .backbones.consisid.generate import encode_global_identity
+    from .faces.identity import face_image_for_vae
+
+    if model.family != "consisid":
+        raise InputError("The global identity extractor is for ConsisID models.",
+                         "For Wan (Concat-ID / Phantom) use 'IDVideo Multi-Identity Concatenator'.")
+    face = _non_empty(faces)[0]
+    kps = None
+    if kps_image is not None:
+        kps = (np.clip(kps_image[0].cpu().numpy(), 0, 1) * 255).round().astype(np.uint8)
+    with _using(model, "vae"):
+        ident = encode_global_identity(model, face_image_for_vae(face), width, height, kps)
+    return ident
+
+
+def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, num_frames: int, steps: int,
+             cfg: float, seed: int, use_dynamic_cfg: bool = False, face_scale: Optional[float] = None,
+             vae_tiling: bool = True, global_identity: Optional[GlobalIdentity] = None,
+             local_identity: Optional[LocalIdentity] = None, references=None, node_id=None, progress: bool = True,
+             return_latents: bool = False):
+    """Sample and decode; returns frames [N, H, W, 3] float 0..1 on the CPU."""
+    if model.family == "consisid":
+        from .backbones.consisid.generate import ConsisIDSettings, decode_consisid, sample_consisid
+
+        if global_identity is None:
+            raise InputError("ConsisID needs the face: the global_identity input is not connected.",
+                             "Connect 'IDVideo Global Identity Extractor' to the sampler.")
+        if references:
+            log.warning("IDVideo: references are ignored by ConsisID (they are for Concat-ID / Phantom models).")
+        settings = ConsisIDSettings(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
+                                    seed=seed, use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale)
+        ident = _identity_on(global_identity, model)
+        with _using(model, "transformer"):
+            latents = sample_consisid(model, text, ident, local_identity, settings, progress=progress,
+                                      node_id=node_id)
+        with _using(model, "vae"):
+            frames = decode_consisid(model, latents, tiling=vae_tiling)
+        bridge.soft_empty_cache()
+        return (frames, latents) if return_latents else frames
+    from .backbones.wan.runtime import generate as wan_generate
+
+    return wan_generate(model, text, width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
+                        seed=seed, references=references, vae_tiling=vae_tiling, node_id=node_id,
+                        progress=progress, using=_using, return_latents=return_latents)
+
+
+def _identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:
+    """The posterior on the compute device (it may have been parked on the CPU between nodes)."""
+    import dataclasses
+
+    dev = model.device
+    return dataclasses.replace(
+        ident, mean=ident.mean.to(dev), std=ident.std.to(dev),
+        kps_mean=None if ident.kps_mean is None else ident.kps_mean.to(dev),
+        kps_std=None if ident.kps_std is None else ident.kps_std.to(dev))

@@ -1,0 +1,33 @@
+"""Tiny random checkpoints in the real published layouts, for tests and ``idvideo generate --smoke``.
+
+Nothing here is downloaded: every file is written from random numbers, in exactly the layout users have on disk,
+and is read back by the pack's real loading code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_consisid_folder(root: Path | str, seed: int = 0) -> Path:
+    """A complete tiny ``ConsisID-preview`` folder: diffusers components plus ``face_encoder/``."""
+    from .tiny_consisid import write_consisid_base
+    from .tiny_eva import tiny_eva_config
+    from .tiny_faces import write_tiny_face_encoder
+
+    root = Path(root)
+    cfg = tiny_eva_config()
+    write_consisid_base(root, eva_width=cfg.width, eva_embed_dim=cfg.embed_dim, seed=seed)
+    write_tiny_face_encoder(root / "face_encoder")
+    return root
+
+
+def build_all(models_root: Path | str) -> Path:
+    """A ComfyUI-style ``models/`` tree with every tiny checkpoint the templates need."""
+    models_root = Path(models_root)
+    build_consisid_folder(models_root / "consisid" / "ConsisID-preview")
+    try:
+        from .tiny_wan import build_wan_models
+    except ImportError:
+        return models_root
+    build_wan_models(models_root)
+    return models_root

@@ -1,0 +1,61 @@
+"""The DiT sampler node: one node for every backbone; the model decides how identities enter."""
+from __future__ import annotations
+
+from ._common import CATEGORY, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT, user_errors
+
+
+class IDVSampler:
+    DESCRIPTION = ("Generates the video: denoises with the model's scheduler (ConsisID: CogVideoX DPM, 50 steps, "
+                   "CFG 6; Wan: flow-match), the identity in both guidance branches, then decodes with the VAE. "
+                   "Progress per step; Cancel stops within one step and the models stay loaded.")
+    SEARCH_ALIASES = ["sampler", "generate video", "ksampler", "consisid sampler", "dit sampler"]
+    CATEGORY = f"{CATEGORY}/sampling"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("The decoded video frames (IMAGE batch, one image per frame).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "A model from an IDVideo model loader."}),
+            "text_embeds": (TEXT, {"tooltip": "From 'IDVideo Text Encode' with the same model."}),
+            "width": ("INT", {"default": 720, "min": 64, "max": 4096, "step": 16,
+                              "tooltip": "Video width. ConsisID-preview is trained at 720×480 only."}),
+            "height": ("INT", {"default": 480, "min": 64, "max": 4096, "step": 16,
+                               "tooltip": "Video height. ConsisID-preview is trained at 720×480 only."}),
+            "num_frames": ("INT", {"default": 49, "min": 1, "max": 1024, "step": 4,
+                                   "tooltip": "Number of frames, 4k+1 (others are snapped with a warning). "
+                                              "ConsisID: 49 (≈6 s at 8 fps)."}),
+            "steps": ("INT", {"default": 50, "min": 1, "max": 500, "tooltip": "Denoising steps (reference: 50)."}),
+            "cfg": ("FLOAT", {"default": 6.0, "min": 1.0, "max": 30.0, "step": 0.1,
+                              "tooltip": "Text guidance scale. 1 disables guidance (one pass per step)."}),
+            "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                             "tooltip": "Random seed; the same seed and inputs give the same video."}),
+            "use_dynamic_cfg": ("BOOLEAN", {"default": False, "tooltip": "CogVideoX's cosine-ramped guidance."}),
+            "face_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+                                     "tooltip": "Strength of the local (cross-attention) identity; 1 = reference."}),
+            "vae_tiling": ("BOOLEAN", {"default": True, "tooltip": "Decode the video in tiles: far less VRAM, "
+                                       "tiny seams at most."}),
+        }, "optional": {
+            "global_identity": (GLOBAL_ID, {"tooltip": "ConsisID: the face latent from the global extractor."}),
+            "local_identity": (LOCAL_ID, {"tooltip": "ConsisID: ArcFace + EVA features from the local extractor."}),
+            "references": (REFERENCES, {"tooltip": "Concat-ID / Phantom: references from the multi-identity "
+                                                   "concatenator."}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    @user_errors
+    def sample(self, model, text_embeds, width, height, num_frames, steps, cfg, seed, use_dynamic_cfg=False,
+               face_scale=1.0, vae_tiling=True, global_identity=None, local_identity=None, references=None,
+               unique_id=None):
+        from idvideo_core.runtime import generate
+
+        frames = generate(model, text_embeds, width=width, height=height, num_frames=num_frames, steps=steps,
+                          cfg=cfg, seed=seed, use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale,
+                          vae_tiling=vae_tiling, global_identity=global_identity, local_identity=local_identity,
+                          references=references, node_id=unique_id)
+        return (frames,)
+
+
+NODE_CLASS_MAPPINGS = {"IDVSampler": IDVSampler}
+NODE_DISPLAY_NAME_MAPPINGS = {"IDVSampler": "IDVideo DiT Sampler"}

@@ -1,0 +1,166 @@
+"""Write the UI-format templates in workflows/ from the registered node schemas.
+
+Run ``python tools/make_workflows.py`` after changing a node's inputs: widget order and link types always follow the
+schemas, so the templates cannot drift from the nodes (tests/test_workflows.py validates them independently).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+CORE = {  # the few core nodes the templates use, as ComfyUI 0.3.64 declares them
+    "LoadImage": {"required": {"image": (["example.png"], {"image_upload": True})}, "RETURN_TYPES": ("IMAGE", "MASK"),
+                  "RETURN_NAMES": ("IMAGE", "MASK")},
+}
+
+
+def load_pack():
+    spec = importlib.util.spec_from_file_location("idvideo_pack", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["idvideo_pack"] = mod
+    spec.loader.exec_module(mod)
+    return mod.NODE_CLASS_MAPPINGS
+
+
+def schema(mappings, type_):
+    if type_ in CORE:
+        c = CORE[type_]
+        return {"required": c["required"]}, c["RETURN_TYPES"], c["RETURN_NAMES"]
+    cls = mappings[type_]
+    return cls.INPUT_TYPES(), cls.RETURN_TYPES, getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
+
+
+def is_widget(spec) -> bool:
+    t = spec[0]
+    return isinstance(t, list) or t in WIDGET_TYPES
+
+
+class Graph:
+    def __init__(self, mappings):
+        self.m = mappings
+        self.nodes: list[dict] = []
+        self.links: list[list] = []
+
+    def add(self, type_, pos, widgets=None, size=(320, 160), title=None):
+        inputs, rtypes, rnames = schema(self.m, type_)
+        widgets = dict(widgets or {})
+        node = {"id": len(self.nodes) + 1, "type": type_, "pos": list(pos), "size": list(size), "flags": {},
+                "order": len(self.nodes), "mode": 0, "inputs": [], "outputs": [],
+                "properties": {"Node name for S&R": type_, "cnr_id": "idvideo" if type_ not in CORE else "comfy-core"},
+                "widgets_values": []}
+        if title:
+            node["title"] = title
+        for section in ("required", "optional"):
+            for name, spec in inputs.get(section, {}).items():
+                if is_widget(spec):
+                    opts = spec[1] if len(spec) > 1 else {}
+                    if name in widgets:
+                        val = widgets.pop(name)
+                    elif isinstance(spec[0], list):
+                        val = opts.get("default", spec[0][0])
+                    else:
+                        val = opts.get("default")
+                    node["widgets_values"].append(val)
+                    if opts.get("control_after_generate"):
+                        node["widgets_values"].append("fixed")
+                    if opts.get("image_upload"):
+                        node["widgets_values"].append("image")
+                else:
+                    node["inputs"].append({"name": name, "type": spec[0], "link": None})
+        if widgets:
+            raise KeyError(f"{type_}: unknown widgets {sorted(widgets)}")
+        for i, (t, n) in enumerate(zip(rtypes, rnames)):
+            node["outputs"].append({"name": n, "type": t, "slot_index": i, "links": []})
+        self.nodes.append(node)
+        return node
+
+    def note(self, pos, text, size=(420, 300), title="Read me"):
+        node = {"id": len(self.nodes) + 1, "type": "Note", "pos": list(pos), "size": list(size), "flags": {},
+                "order": len(self.nodes), "mode": 0, "inputs": [], "outputs": [], "title": title,
+                "properties": {}, "widgets_values": [text]}
+        self.nodes.append(node)
+        return node
+
+    def link(self, src, out_name, dst, in_name):
+        o = next(i for i, x in enumerate(src["outputs"]) if x["name"] == out_name)
+        j = next(i for i, x in enumerate(dst["inputs"]) if x["name"] == in_name)
+        lid = len(self.links) + 1
+        t = src["outputs"][o]["type"]
+        self.links.append([lid, src["id"], o, dst["id"], j, t])
+        src["outputs"][o]["links"].append(lid)
+        dst["inputs"][j]["link"] = lid
+
+    def dump(self, path: Path):
+        wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
+              "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+              "version": 0.4}
+        path.write_text(json.dumps(wf, indent=1, ensure_ascii=False) + "\n")
+
+
+CONSISID_NOTE = """IDVideo — single-identity video with ConsisID
+
+1. Replace example.png in 'Load Image' with a clear photo of one person (face at least ~100 px wide).
+2. Weights (nothing is downloaded):
+   - ConsisID model: the whole repository huggingface.co/BestWishYsh/ConsisID-preview as a folder
+     ComfyUI/models/consisid/ConsisID-preview/ (transformer/, vae/, text_encoder/, tokenizer/, scheduler/, face_encoder/).
+   - Face models are read from that folder's face_encoder/, or from the shared folders other face packs use:
+     ComfyUI/models/insightface/models/antelopev2/{scrfd_10g_bnkps,glintr100}.onnx (insightface antelopev2 pack),
+     ComfyUI/models/facexlib/{detection_Resnet50_Final,parsing_bisenet}.pth (facexlib releases),
+     ComfyUI/models/clip_vision/EVA02_CLIP_L_336_psz14_s6B.pt (in ConsisID-preview/face_encoder/).
+3. ConsisID-preview makes 720x480, 49 frames (about 6 s at 8 fps). Needs about 24 GB VRAM in 'gpu' mode; choose
+   block_swap or sequential on the model loader for smaller cards.
+"""
+
+
+def single_identity(g: Graph):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0))
+    kp = g.add("IDVKeypointRenderer", (360, 260))
+    ml = g.add("IDVConsisIDModelLoader", (0, 560), {"model": "ConsisID-preview"})
+    te = g.add("IDVTextEncode", (360, 560), {"prompt": "The video shows a person walking through a sunlit park, "
+               "smiling and looking around. Cinematic light, shallow depth of field, natural colours."},
+               size=(380, 240))
+    gi = g.add("IDVGlobalIdentity", (780, 0))
+    li = g.add("IDVLocalIdentity", (780, 260))
+    sm = g.add("IDVSampler", (1160, 0), size=(340, 480))
+    vc = g.add("IDVideoCombine", (1540, 0), size=(360, 480))
+    g.note((780, 560), CONSISID_NOTE, size=(560, 360))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", kp, "faces")
+    g.link(ml, "model", te, "model")
+    g.link(ml, "model", gi, "model")
+    g.link(fl, "faces", gi, "faces")
+    g.link(kp, "kps_image", gi, "kps_image")
+    g.link(fm, "face_models", li, "face_models")
+    g.link(fl, "faces", li, "faces")
+    g.link(ml, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(gi, "global_identity", sm, "global_identity")
+    g.link(li, "local_identity", sm, "local_identity")
+    g.link(sm, "frames", vc, "images")
+
+
+TEMPLATES = {"single_identity_consisid.json": single_identity}
+
+
+def main():
+    mappings = load_pack()
+    out = ROOT / "workflows"
+    out.mkdir(exist_ok=True)
+    for name, build in TEMPLATES.items():
+        g = Graph(mappings)
+        build(g)
+        g.dump(out / name)
+        print("wrote", out / name)
+
+
+if __name__ == "__main__":
+    main()
