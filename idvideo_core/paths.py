@@ -20,6 +20,7 @@ FOLDER_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "clip_vision": ("clip_vision", (".pt", ".pth", ".safetensors", ".bin")),
     "idvideo": ("idvideo", ()),
     "consisid": ("consisid", ()),
+    "wan": ("wan", ()),
     "concatid": ("concatid", (".pt", ".pth", ".safetensors")),
     "diffusion_models": ("diffusion_models", (".safetensors", ".pt", ".pth", ".ckpt")),
     "vae": ("vae", (".safetensors", ".pt", ".pth", ".ckpt")),
@@ -126,3 +127,33 @@ def resolve_model_folder(key: str, name: str, marker: str = "model_index.json", 
         return find_dir(f"the model folder '{name}'", [p], published=published)
     return find_dir(f"the model folder '{name}'", [Path(d) / name for d in search_dirs(key)],
                     published=published)
+
+
+WEIGHT_EXTS = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+
+
+def list_files(keys: Sequence[str], exts: Sequence[str] = WEIGHT_EXTS) -> list[str]:
+    """File names (relative to their folder) under the folders of ``keys``, for loader combos."""
+    names: list[str] = []
+    for key in keys:
+        for d in search_dirs(key):
+            d = Path(d)
+            if not d.is_dir():
+                continue
+            for f in sorted(d.rglob("*")):
+                rel = f.relative_to(d).as_posix()
+                if (f.is_file() and f.suffix in exts and rel not in names and not rel.startswith(".")
+                        and not (f.parent / "config.json").exists()):  # skip parts of HF model folders
+                    names.append(rel)
+    return names
+
+
+def resolve_file(keys: Sequence[str], name: str, what: str, published: str | None = None) -> Path:
+    """A file chosen in a combo: looked up under every folder of ``keys``; refuses names escaping them."""
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        from .errors import InputError
+
+        raise InputError(f"The model name '{name}' is not a file name inside ComfyUI's model folders.",
+                         "Pick a file from the list.")
+    return find_file(what, [Path(d) / rel for k in keys for d in search_dirs(k)], published)

@@ -97,7 +97,7 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
     """Give the model a memory manager: parts parked and moved in when used, per the chosen mode."""
     from .memory import plan_and_manage
 
-    parts = {"transformer": (model.transformer, "transformer_blocks" if model.family == "consisid" else "blocks"),
+    parts = {"transformer": (model.transformer, "transformer_blocks" if model.family == "consisid" else "base.blocks"),
              "vae": (model.vae, None)}
     if model.text_encoder is not None:
         parts["text_encoder"] = (model.text_encoder, None)
@@ -194,3 +194,58 @@ def _identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:
         ident, mean=ident.mean.to(dev), std=ident.std.to(dev),
         kps_mean=None if ident.kps_mean is None else ident.kps_mean.to(dev),
         kps_std=None if ident.kps_std is None else ident.kps_std.to(dev))
+
+
+# --------------------------------------------------------------------------------------------- Wan family
+def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=None, precision: str = "auto",
+             memory_mode: str = "auto", blocks_to_swap: Optional[int] = None) -> LoadedModel:
+    """Names come from the loader's combos; each is resolved inside its ComfyUI model folders."""
+    from . import paths
+    from .backbones.wan.model import load_wan_model
+
+    base = paths.resolve_model_folder("wan", base_folder, published=paths.PUBLISHED["wan"]) if base_folder else None
+    pub = paths.PUBLISHED["phantom" if family == "phantom_wan" else "concatid_wan" if family == "concatid_wan"
+                          else "wan"]
+    dit_p = paths.resolve_file(("concatid", "diffusion_models"), dit, "the DiT weights", pub) if dit else None
+    vae_p = paths.resolve_file(("vae",), vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
+    te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the UMT5 text encoder", paths.PUBLISHED["wan"])
+            if text_encoder else None)
+    model = load_wan_model(family, base=base, dit=dit_p, vae=vae_p, text_encoder=te_p, precision=precision)
+    return attach_memory(model, memory_mode, blocks_to_swap)
+
+
+def concat_references(width: int, height: int, face_mode: int, subject_white: bool, faces=None, subjects=(),
+                      previous=None):
+    """Faces (left to right) then subjects (socket order) → ordered ``Reference`` list + preview IMAGE.
+
+    ``face_mode``: 0 Concat-ID crop + mask, 1 crop without mask, 2 whole image white pad, 3 whole image black pad.
+    """
+    import torch
+
+    from .backbones.wan.references import letterbox_black, pad_white
+    from .backbones.wan.refprep import FaceParser, concatid_reference, find_face_parsing_folder
+    from .types import Reference
+
+    refs = list(previous or [])
+    if faces:
+        ordered = sorted(faces, key=lambda f: (f.image_index, float(f.bbox[0])))
+        parser = FaceParser(find_face_parsing_folder(), bridge.torch_device()) if face_mode == 0 else None
+        for n, f in enumerate(ordered):
+            if face_mode in (0, 1):
+                refs.append(concatid_reference(f, width, height, parser, label=f"face {n + 1}"))
+            else:
+                fit = pad_white if face_mode == 2 else letterbox_black
+                img = fit(torch.from_numpy(f.source_rgb).float()[None] / 255.0, width, height)
+                refs.append(Reference(image=img, kind="face", label=f"face {n + 1}", source_index=f.image_index))
+    for n, s in enumerate(subjects):
+        if s is None:
+            continue
+        fit = pad_white if subject_white else letterbox_black
+        for b in range(len(s)):
+            refs.append(Reference(image=fit(s[b:b + 1], width, height), kind="subject", label=f"subject {n + 1}",
+                                  source_index=b))
+    if not refs:
+        raise InputError("The concatenator got no reference.", "Connect faces or at least one subject image.")
+    preview = torch.cat([r.image.reshape(1, height, width, 3).float() for r in refs])
+    log.info("IDVideo references, in order: %s", ", ".join(r.label for r in refs))
+    return refs, preview

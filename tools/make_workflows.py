@@ -148,7 +148,70 @@ def single_identity(g: Graph):
     g.link(sm, "frames", vc, "images")
 
 
-TEMPLATES = {"single_identity_consisid.json": single_identity}
+WAN_NOTE = """IDVideo — {title}
+
+1. Replace the images in the 'Load Image' nodes with your own ({what}).
+2. Weights (nothing is downloaded):
+   - Wan2.1-T2V-1.3B base: the folder huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers as
+     ComfyUI/models/wan/Wan2.1-T2V-1.3B-Diffusers/, or ComfyUI's single files:
+     models/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors, models/vae/wan_2.1_vae.safetensors,
+     models/text_encoders/umt5_xxl_fp16.safetensors (huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged).
+   - {weights}
+   - Face models as in the ConsisID template (models/insightface/models/antelopev2, models/facexlib, ...).
+3. Defaults: 832x480, 81 frames at 16 fps, 50 steps, cfg {cfg}.
+"""
+
+
+def _wan(g: Graph, family, dit, face_mode, cfg, prompt, note, subject: bool):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0), {"selection": "all (left to right)" if not subject else "largest"})
+    cc = g.add("IDVMultiIdentityConcat", (760, 0), {"face_mode": face_mode}, size=(340, 300))
+    ml = g.add("IDVWanModelLoader", (0, 560), {"family": family, "base_folder": "Wan2.1-T2V-1.3B-Diffusers",
+                                                "dit": dit}, size=(380, 280))
+    te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
+    sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 81, "cfg": cfg},
+               size=(340, 480))
+    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 16.0}, size=(360, 480))
+    g.note((840, 560), note, size=(560, 340))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", cc, "faces")
+    if subject:
+        garment = g.add("LoadImage", (360, 300), {"image": "example.png"}, size=(300, 320), title="Garment")
+        g.link(garment, "IMAGE", cc, "subject_1")
+    g.link(ml, "model", te, "model")
+    g.link(ml, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(cc, "references", sm, "references")
+    g.link(sm, "frames", vc, "images")
+
+
+def multi_identity(g: Graph):
+    _wan(g, "Concat-ID-Wan", "second_stage_adaln.pt", "face crop + mask (Concat-ID)", 5.0,
+         "Two people talk and laugh at a cafe table, warm evening light, handheld camera.",
+         WAN_NOTE.format(title="multi-identity video with Concat-ID-Wan",
+                         what="a group photo: every face, left to right, becomes a reference",
+                         weights="Concat-ID-Wan: second_stage_adaln.pt (huggingface.co/yongzhong/Concat-ID-Wan) in "
+                                 "ComfyUI/models/concatid/, and the face-parsing model folder "
+                                 "(huggingface.co/jonathandinu/face-parsing) as ComfyUI/models/concatid/face-parsing/. "
+                                 "Concat-ID-Wan was trained with one reference; more work, with weaker identity "
+                                 "(Phantom-Wan is the trained multi-subject option).",
+                         cfg=5.0), subject=False)
+
+
+def virtual_tryon(g: Graph):
+    _wan(g, "Phantom-Wan", "Phantom-Wan-1.3B.pth", "whole image, white pad (Phantom)", 7.5,
+         "The person wears the garment and walks down a city street, turning towards the camera.",
+         WAN_NOTE.format(title="virtual try-on with Phantom-Wan (person + garment)",
+                         what="a photo of the person and a photo of the garment",
+                         weights="Phantom-Wan: Phantom-Wan-1.3B.pth (huggingface.co/bytedance-research/Phantom) in "
+                                 "ComfyUI/models/diffusion_models/. Up to 4 references.",
+                         cfg=7.5), subject=True)
+
+
+TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_concatid.json": multi_identity,
+             "virtual_tryon.json": virtual_tryon}
 
 
 def main():

@@ -20,6 +20,7 @@ class Stepper:
             self._kwargs["generator"] = generator
         if "eta" in params:
             self._kwargs["eta"] = eta
+        self._tuple = "return_dict" in params  # diffusers schedulers; the pack's own ones return a tensor
 
     @property
     def timesteps(self):
@@ -29,7 +30,9 @@ class Stepper:
         return self.scheduler.scale_model_input(x, t) if hasattr(self.scheduler, "scale_model_input") else x
 
     def step(self, i: int, t, model_output, latents):
-        return self.scheduler.step(model_output, t, latents, **self._kwargs, return_dict=False)[0]
+        if self._tuple:
+            return self.scheduler.step(model_output, t, latents, **self._kwargs, return_dict=False)[0]
+        return self.scheduler.step(model_output, t, latents, **self._kwargs)
 
 
 class DPMStepper(Stepper):

@@ -25,9 +25,19 @@ def build_all(models_root: Path | str) -> Path:
     """A ComfyUI-style ``models/`` tree with every tiny checkpoint the templates need."""
     models_root = Path(models_root)
     build_consisid_folder(models_root / "consisid" / "ConsisID-preview")
-    try:
-        from .tiny_wan import build_wan_models
-    except ImportError:
-        return models_root
     build_wan_models(models_root)
+    return models_root
+
+
+def build_wan_models(models_root: Path | str) -> Path:
+    """Wan2.1 base (diffusers folder + ComfyUI single files), Concat-ID-Wan, Phantom-Wan and a face-parsing folder."""
+    from .tiny_wan import (write_comfy_files, write_concatid_files, write_diffusers_folder,
+                           write_face_parsing_folder, write_phantom_file)
+
+    models_root = Path(models_root)
+    write_diffusers_folder(models_root / "wan" / "Wan2.1-T2V-1.3B-Diffusers")
+    write_comfy_files(models_root)
+    write_concatid_files(models_root / "concatid")
+    write_phantom_file(models_root / "diffusion_models")
+    write_face_parsing_folder(models_root / "concatid" / "face-parsing")
     return models_root
