@@ -49,6 +49,8 @@ def find_faces(face_models, image, selection: str = "largest", index: int = 0, o
     policy = NO_FACE_LABELS.get(on_no_face)
     if mode is None or policy is None:
         raise InputError(f"Unknown choice '{selection}' / '{on_no_face}'.", "Pick a value from the node's list.")
+    if getattr(face_models.device, "type", "cpu") != bridge.torch_device().type:
+        face_models.to(bridge.torch_device())  # back from the offload device (see local_identity)
     faces = analyze_images(face_models, image, mode, index, policy)
     aligned = _to_image_batch([cv2.cvtColor(f.aligned_bgr, cv2.COLOR_BGR2RGB) for f in faces])
     whitened = _to_image_batch([f.face_rgb_white for f in faces])

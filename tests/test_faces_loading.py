@@ -11,11 +11,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from faces_fixtures import *  # noqa: E402,F401,F403 - session fixtures and helpers
+from faces_fixtures import *
 
-from idvideo_core.errors import CorruptFileError, MissingModelError  # noqa: E402
-from idvideo_core.faces.models import FaceModels, load_face_models  # noqa: E402
-from idvideo_core.faces.onnx_session import open_session, resolve_providers  # noqa: E402
+from idvideo_core.errors import CorruptFileError, MissingModelError
+from idvideo_core.faces.models import FaceModels, load_face_models
+from idvideo_core.faces.onnx_session import open_session, resolve_providers
 
 
 def _link(src: Path, dst: Path):

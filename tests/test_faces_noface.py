@@ -11,14 +11,14 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from faces_fixtures import *  # noqa: E402,F401,F403 - session fixtures and helpers
+from faces_fixtures import *
 
-from idvideo_core.bridge import Progress  # noqa: E402
-from idvideo_core.errors import InputError, NoFaceError  # noqa: E402
-from idvideo_core.faces.analyze import analyze_image, analyze_images  # noqa: E402
-from idvideo_core.faces.facexlib_nets import load_retinaface  # noqa: E402
-from idvideo_core.faces.identity import face_image_for_vae, local_identity  # noqa: E402
-from idvideo_core.testing.tiny_faces import PlantedFace  # noqa: E402
+from idvideo_core.bridge import Progress
+from idvideo_core.errors import InputError, NoFaceError
+from idvideo_core.faces.analyze import analyze_image, analyze_images
+from idvideo_core.faces.facexlib_nets import load_retinaface
+from idvideo_core.faces.identity import face_image_for_vae, local_identity
+from idvideo_core.testing.tiny_faces import PlantedFace
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_small_face_warns_and_aligns_on_scrfd_points(blind, caplog):
 
 
 def test_batch_api_float_images_and_progress(t1_models, tom_setup):
-    root, planted, rgb = tom_setup
+    root, _planted, rgb = tom_setup
     models = with_scrfd(t1_models, root)
     batch = torch.from_numpy(np.stack([rgb, rgb[:, ::-1]]).astype(np.float32) / 255.0)  # ComfyUI IMAGE
     bar = Progress(2, "faces")

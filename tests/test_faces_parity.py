@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from faces_fixtures import *  # noqa: E402,F401,F403 - session fixtures and helpers
+from faces_fixtures import *
 
-from idvideo_core.faces.analyze import analyze_image  # noqa: E402
-from idvideo_core.faces.identity import eva_input, face_image_for_vae, local_identity  # noqa: E402
+from idvideo_core.faces.analyze import analyze_image
+from idvideo_core.faces.identity import eva_input, face_image_for_vae, local_identity
 
 ATOL = 1e-5
 
@@ -74,3 +73,19 @@ def test_reference_ran_on_cpu_despite_cuda_request(reference):
     _cu, (_h1, helper2, _clip, app, _m, _s) = reference
     assert helper2.session.get_providers()[0] == "CPUExecutionProvider"
     assert app.models["detection"].session.get_providers()[0] == "CPUExecutionProvider"
+
+
+def test_detector_and_recogniser_equal_insightface_for_every_face(t1_models, t1_setup, t1_rgb):
+    """Our SCRFD decode + ArcFace crop/blob vs insightface's FaceAnalysis on all planted t1 faces."""
+    from idvideo_core.faces.analyze import downscale_long_side
+
+    bgr = downscale_long_side(t1_rgb)[:, :, ::-1].copy()
+    theirs = reference_app(t1_setup[0]).get(bgr)
+    dets, kpss = t1_models.detector.detect(bgr)
+    assert len(theirs) == len(dets) == len(t1_setup[1]) == 3
+    for face, det, kps in zip(theirs, dets, kpss):
+        np.testing.assert_array_equal(det[:4], face.bbox)
+        assert det[4] == face.det_score
+        np.testing.assert_array_equal(kps, face.kps)
+        np.testing.assert_allclose(t1_models.recognizer.embed(bgr, kps), face.embedding, atol=ATOL, rtol=0)
+        assert np.abs(face.embedding).max() > 0.1

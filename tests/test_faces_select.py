@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from faces_fixtures import *  # noqa: E402,F401,F403 - session fixtures and helpers
+from faces_fixtures import *
 
-from idvideo_core.errors import InputError  # noqa: E402
-from idvideo_core.faces.analyze import analyze_image, find_faces  # noqa: E402
-from idvideo_core.testing import tiny_faces as tf  # noqa: E402
+from idvideo_core.errors import InputError
+from idvideo_core.faces.analyze import analyze_image, find_faces
+from idvideo_core.testing import tiny_faces as tf
 
 SHRINKS = (0.10, 0.0, 0.05, 0.15)   # centre face, then three others: the first "other" is the largest
 

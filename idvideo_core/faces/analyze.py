@@ -10,7 +10,7 @@ image is used (the reference's ``is_align_face=False``), with a warning.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -3,7 +3,8 @@
 The crop is a least-squares similarity transform of the 5 SCRFD key points onto the standard ArcFace 112×112
 template, estimated exactly as insightface's ``norm_crop`` does (see :func:`similarity_matrix`). The blob follows
 insightface's convention: RGB, (x - mean) / std with mean = std = 127.5, except for mxnet-exported models (recognised
-by ``Sub``/``Mul`` first nodes) which take raw pixels. The embedding is returned *raw* (not L2-normalised): ConsisID uses it that way.
+by ``Sub``/``Mul`` first nodes) which take raw pixels. The embedding is returned *raw* (not L2-normalised): ConsisID
+uses it that way.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.025
 def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2×3 similarity transform (rotation, uniform scale, translation) mapping ``src`` onto ``dst`` in the
     least-squares sense. In 2-D the optimum has a closed form: with centred points, the linear part is
-    [[a, -b], [b, a]] with a = Σ(s·d) / Σ|s|², b = Σ(s × d) / Σ|s|² (the same optimum as Umeyama's SVD method)."""
+    [[a, -b], [b, a]] with a = Σ(s·d) / Σ|s|², b = Σ(s × d) / Σ|s|² (the same optimum as Umeyama's SVD
+    method)."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     sm, dm = src.mean(axis=0), dst.mean(axis=0)
@@ -76,10 +78,10 @@ class ArcFaceRecognizer:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     @classmethod
-    def from_session(cls, session, first_node_names: list[str]) -> "ArcFaceRecognizer":
+    def from_session(cls, session, first_node_names: list[str]) -> ArcFaceRecognizer:
         """mxnet exports subtract/scale inside the graph; those take raw 0..255 pixels."""
-        sub = any(n.startswith("Sub") or n.startswith("_minus") for n in first_node_names)
-        mul = any(n.startswith("Mul") or n.startswith("_mul") for n in first_node_names)
+        sub = any(n.startswith(("Sub", "_minus")) for n in first_node_names)
+        mul = any(n.startswith(("Mul", "_mul")) for n in first_node_names)
         return cls(session, 0.0, 1.0) if (sub and mul) else cls(session)
 
     def features(self, crops_bgr: list[np.ndarray]) -> np.ndarray:

@@ -21,7 +21,7 @@ BISENET_CLASSES = 19
 
 def _load_strict(net: torch.nn.Module, path: Path, what: str) -> torch.nn.Module:
     sd = load_weights(path, published=PUBLISHED["facexlib"])
-    sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
     missing, unexpected = net.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise WrongModelError(

@@ -2,7 +2,8 @@
 
 Black canvas; each of eye/eye/mouth/mouth is joined to the nose by a filled ellipse polygon (half-axes length/2 × 4,
 one-degree steps) in the colour of its first point; the limbs are dimmed to 60 %; then a filled circle of radius 10
-per key point. Coordinates are truncated to int and computed in the points' dtype, like the reference. Only used when a model has ``is_kps``.
+per key point. Coordinates are truncated to int and computed in the points' dtype, like the reference. Only used
+when a model has ``is_kps``.
 """
 from __future__ import annotations
 

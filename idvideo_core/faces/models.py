@@ -35,7 +35,7 @@ class FaceModels:
     provider: str = "CPU"
     files: FaceModelFiles | None = None
 
-    def to(self, device) -> "FaceModels":
+    def to(self, device) -> FaceModels:
         """Move the torch models (e.g. back to the offload device after encoding)."""
         device = torch.device(device)
         for m in (self.retinaface, self.parser, self.eva):

@@ -54,7 +54,7 @@ def open_session(path: Path | str, provider: str = "CPU", published: str | None 
     opts.log_severity_level = 3
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types (InvalidProtobuf, Fail)
+    except Exception as exc:
         raise CorruptFileError(path, f"ONNX Runtime cannot read it ({type(exc).__name__}: {exc})",
                                published) from exc
     used = sess.get_providers()
