@@ -125,17 +125,16 @@ def encode_prompt(model: LoadedModel, prompt: str, negative_prompt: str = "") ->
     if model.text_encoder is None:
         raise InputError("This model was loaded without its text encoder.", "Reload it with the text encoder.")
     if model.family == "consisid":
-        from .text import encode_cogvideox_prompt
-
-        with _using(model, "text_encoder") as te:
-            dev = next(te.parameters()).device
-            emb = encode_cogvideox_prompt(te, model.tokenizer, prompt, negative_prompt, device=dev, dtype=model.dtype)
-        emb.prompt_embeds = emb.prompt_embeds.to(bridge.offload_device())
-        emb.negative_embeds = emb.negative_embeds.to(bridge.offload_device())
-        return emb
-    from .backbones.wan.runtime import encode_prompt as wan_encode  # Wan family
-
-    return wan_encode(model, prompt, negative_prompt, _using)
+        from .text import encode_cogvideox_prompt as encode
+    else:
+        from .backbones.wan.text import encode_wan_prompt as encode
+    with _using(model, "text_encoder") as te:
+        dev = next(te.parameters()).device
+        emb = encode(te, model.tokenizer, prompt, negative_prompt, device=dev, dtype=model.dtype)
+    # Embeddings are small: park them off the device between nodes.
+    emb.prompt_embeds = emb.prompt_embeds.to(bridge.offload_device())
+    emb.negative_embeds = emb.negative_embeds.to(bridge.offload_device())
+    return emb
 
 
 def global_identity(model: LoadedModel, faces, width: int, height: int, kps_image=None) -> GlobalIdentity:

@@ -9,20 +9,10 @@ from ... import bridge
 from ...sampling import denoise
 from ...sampling.steppers import Stepper
 from .adapter import CONCATID, PHANTOM, WanAdapter
-from .text import encode_wan_prompt
 
 log = logging.getLogger("idvideo")
 
 PHANTOM_IMAGE_CFG = 5.0
-
-
-def encode_prompt(model, prompt: str, negative_prompt: str, using):
-    with using(model, "text_encoder") as te:
-        dev = next(te.parameters()).device
-        emb = encode_wan_prompt(te, model.tokenizer, prompt, negative_prompt, device=dev, dtype=model.dtype)
-    emb.prompt_embeds = emb.prompt_embeds.to(bridge.offload_device())
-    emb.negative_embeds = emb.negative_embeds.to(bridge.offload_device())
-    return emb
 
 
 class _LoopAdapter:
