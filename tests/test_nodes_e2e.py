@@ -94,3 +94,34 @@ def test_wan_nodes_equal_core_api(pack, env, family, dit):
     assert torch.equal(via_nodes, via_core)
     other, = M["IDVSampler"]().sample(model, text, 64, 32, 5, 3, 5.0, 78, references=refs)
     assert not torch.equal(other, via_nodes)
+
+
+def test_kps_model_puts_keypoints_in_latent_frame_1(pack, env):
+    """A model trained with key points (is_kps) gets the key-point image as latent frame 1, as the pipeline does."""
+    import PIL.Image
+    from diffusers import CogVideoXDPMScheduler, ConsisIDPipeline
+
+    from idvideo_core.testing.tiny_consisid import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
+
+    M = pack.NODE_CLASS_MAPPINGS
+    model, = M["IDVConsisIDModelLoader"]().load("ConsisID-preview", "fp32", "auto", 0)
+    model.transformer.register_to_config(is_kps=True)
+    fm, = M["IDVFaceModelsLoader"]().load("CPU", "fp32")
+    faces, _, whitened = M["IDVFaceLoader"]().load(fm, _photo(), "largest", 0, "error")["result"]
+    kps, = M["IDVKeypointRenderer"]().render(faces, "reference (aligned face size)")
+    local, = M["IDVLocalIdentity"]().extract(fm, faces)
+    ident, _ = M["IDVGlobalIdentity"]().extract(model, faces, TINY_WIDTH, TINY_HEIGHT, kps)
+    assert ident.kps_mean is not None
+    text, = M["IDVTextEncode"]().encode(model, "a man", "")
+    frames, = M["IDVSampler"]().sample(model, text, TINY_WIDTH, TINY_HEIGHT, TINY_FRAMES, 2, 6.0, 5,
+                                        vae_tiling=False, global_identity=ident, local_identity=local)
+    pipe = ConsisIDPipeline(tokenizer=model.tokenizer, text_encoder=model.text_encoder, vae=model.vae,
+                            transformer=model.transformer,
+                            scheduler=CogVideoXDPMScheduler.from_config(model.scheduler_config))
+    pipe.set_progress_bar_config(disable=True)
+    face_pil = PIL.Image.fromarray((whitened[0].numpy() * 255).round().astype(np.uint8))
+    ref = pipe(image=face_pil, prompt_embeds=text.prompt_embeds, negative_prompt_embeds=text.negative_embeds,
+               height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_FRAMES, num_inference_steps=2,
+               guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(5), kps_cond=faces[0].kps,
+               id_vit_hidden=local.id_vit_hidden, id_cond=local.id_cond, output_type="pt").frames[0]
+    assert (frames - ref.permute(0, 2, 3, 1)).abs().max().item() <= TOL
