@@ -174,10 +174,11 @@ class Progress:
             self._console = _console_factory(self.total, desc)
 
     def update(self, n: int = 1, preview=None) -> None:
+        """Advance by ``n``. ``preview``: a PIL image or ComfyUI's ``(format, PIL image, max_size)`` tuple."""
         self.value = min(self.value + n, self.total)
         if self._comfy_bar is not None:
             # ComfyUI's progress hook raises its interrupt exception here when the user pressed Cancel.
-            self._comfy_bar.update_absolute(self.value, self.total, preview)
+            self._comfy_bar.update_absolute(self.value, self.total, _preview_tuple(preview))
         elif self._console is not None:
             self._console.update(n)
         check_interrupt()
@@ -185,6 +186,33 @@ class Progress:
     def close(self) -> None:
         if self._console is not None and hasattr(self._console, "close"):
             self._console.close()
+
+
+def _preview_tuple(preview):
+    """ComfyUI's progress hook sends ``("JPEG" or "PNG", PIL.Image, max_size)`` to the browser (server.send_image);
+    a bare PIL image would break its websocket sender, so wrap one here."""
+    if preview is None or isinstance(preview, tuple):
+        return preview
+    return ("JPEG", preview, preview_max_size())
+
+
+def previews_enabled() -> bool:
+    """True only inside ComfyUI started with ``--preview-method`` other than ``none`` (ComfyUI's own rule in
+    ``latent_preview.get_previewer``): the CLI and tests never pay for previews. ``taesd`` has no tiny decoder for
+    CogVideoX/Wan latents, so like core ComfyUI without one, latent→RGB factors are used."""
+    cli = _comfy("comfy.cli_args")
+    if cli is None or not in_comfyui():
+        return False
+    method = getattr(getattr(cli, "args", None), "preview_method", None)
+    value = getattr(method, "value", method)
+    return value not in (None, "none")
+
+
+def preview_max_size() -> int:
+    """ComfyUI's ``--preview-size`` (default 512)."""
+    cli = _comfy("comfy.cli_args")
+    size = getattr(getattr(cli, "args", None), "preview_size", None) if cli is not None else None
+    return int(size or 512)
 
 
 # ------------------------------------------------------------------------------------------------------- folders

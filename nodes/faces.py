@@ -66,8 +66,12 @@ class IDVFaceLoader:
     def load(self, face_models, image, selection, index, on_no_face):
         from idvideo_core.runtime import find_faces
 
+        from idvideo_core.preview import temp_previews_for_ui
+
         faces, aligned, whitened = find_faces(face_models, image, selection, index, on_no_face)
-        return {"ui": {"idv_faces": [{"count": len(faces)}]}, "result": (faces, aligned, whitened)}
+        # "images" (temp PNGs, like core PreviewImage) makes the frontend show the aligned crops on this node.
+        ui = {"images": temp_previews_for_ui(aligned), "idv_faces": [{"count": len(faces)}]}
+        return {"ui": ui, "result": (faces, aligned, whitened)}
 
 
 class IDVKeypointRenderer:

@@ -2,6 +2,8 @@
 
 Run ``python tools/make_workflows.py`` after changing a node's inputs: widget order and link types always follow the
 schemas, so the templates cannot drift from the nodes (tests/test_workflows.py validates them independently).
+``python tools/make_workflows.py --thumbnails DIR`` turns the browser test's screenshots in DIR into the templates'
+same-name .jpg thumbnails.
 """
 from __future__ import annotations
 
@@ -157,7 +159,10 @@ WAN_NOTE = """IDVideo — {title}
      models/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors, models/vae/wan_2.1_vae.safetensors,
      models/text_encoders/umt5_xxl_fp16.safetensors (huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged).
    - {weights}
-   - Face models as in the ConsisID template (models/insightface/models/antelopev2, models/facexlib, ...).
+   - Face models (shared with other face packs): ComfyUI/models/insightface/models/antelopev2/
+     {{scrfd_10g_bnkps,glintr100}}.onnx (insightface antelopev2 pack) and ComfyUI/models/facexlib/
+     {{detection_Resnet50_Final,parsing_bisenet}}.pth (github.com/xinntao/facexlib releases); both are also inside
+     huggingface.co/BestWishYsh/ConsisID-preview under face_encoder/.
 3. Defaults: 832x480, 81 frames at 16 fps, 50 steps, cfg {cfg}.
 """
 
@@ -214,7 +219,33 @@ TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_c
              "virtual_tryon.json": virtual_tryon}
 
 
+THUMB_WIDTH = 480
+
+
+def make_thumbnails(screenshots: Path) -> None:
+    """``workflows/<name>.jpg`` from the browser test's screenshots of each loaded template (``<name>.png``).
+
+    The screenshots come from tests/comfyui/test_browser.py (``IDVIDEO_TEST_OUT=<dir>``); ComfyUI's template browser
+    shows a same-name .jpg next to each workflow. Downscaled to 480 px wide so they stay small in git.
+    """
+    from PIL import Image
+
+    for name in TEMPLATES:
+        stem = Path(name).stem
+        shot = screenshots / f"{stem}.png"
+        if not shot.is_file():
+            raise SystemExit(f"{shot} is missing: run the browser test with IDVIDEO_TEST_OUT={screenshots} first")
+        img = Image.open(shot).convert("RGB")
+        img = img.resize((THUMB_WIDTH, round(img.height * THUMB_WIDTH / img.width)), Image.Resampling.LANCZOS)
+        target = ROOT / "workflows" / f"{stem}.jpg"
+        img.save(target, quality=82, optimize=True)
+        print("wrote", target, f"{target.stat().st_size // 1024} KiB")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--thumbnails":
+        make_thumbnails(Path(sys.argv[2]))
+        return
     mappings = load_pack()
     out = ROOT / "workflows"
     out.mkdir(exist_ok=True)

@@ -61,7 +61,8 @@ def comfy_server(comfy_root, tmp_path_factory):
     settings = work / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.Validation.Workflows": True}))
-    server = support.ComfyServer(comfy_root, work, yaml_path)
+    # --preview-method auto: the sampler's latent previews (tiny Wan latents have 16 channels) are exercised too
+    server = support.ComfyServer(comfy_root, work, yaml_path, extra_args=["--preview-method", "auto"])
     server.input_dir.mkdir(parents=True, exist_ok=True)
     for name in _input_images(WORKFLOWS) | {"example.png"}:
         write_face_image(server.input_dir / name)

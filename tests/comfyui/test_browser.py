@@ -3,12 +3,16 @@
 For each ``workflows/*.json``: load it with ``app.loadGraphData``, check every node type is registered, compare the
 frontend's own ``graphToPrompt()`` with :func:`idvideo_core.workflow.ui_to_api` (so the converter is checked against
 the real thing), validate what the frontend would save, and write a screenshot to the out folder
-(``$IDVIDEO_TEST_OUT`` or a pytest tmp folder). Skips without ``COMFYUI_PATH`` or ``/usr/bin/chromium``
+(``$IDVIDEO_TEST_OUT`` or a pytest tmp folder; ``tools/make_workflows.py --thumbnails`` makes the templates' .jpg
+from them). Also checks the pack's JS extension loads without console errors, and that after a run the video plays
+inside the Video Combiner node (exactly one <video>: the core frontend's or ours) and the face loader shows its crops. Skips without ``COMFYUI_PATH`` or ``/usr/bin/chromium``
 (``apt-get install -y chromium``).
 """
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 
 import idv_comfy_support as support
 import pytest
@@ -72,3 +76,54 @@ def test_template_loads_in_frontend(path, page, object_info, out_dir):
     shot = page.screenshot(out_dir / f"{path.stem}.png")
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def _pack_errors(page) -> list[str]:
+    return [e for e in page.page_errors() if "idvideo" in e.lower()]
+
+
+def test_pack_js_extension_loads(page):
+    state = page.evaluate("JSON.stringify(window.__idvideo || null)")
+    assert state and json.loads(state)["loaded"], "web/js/idvideo.js did not run in the page"
+    assert page.evaluate("app.extensions.some(e => e.name === 'IDVideo.Preview')")
+    assert not _pack_errors(page), "\n".join(_pack_errors(page))
+
+
+def test_video_plays_in_combiner_after_run(page, comfy_server, object_info, out_dir):
+    from test_integration import tiny_prompt
+
+    path = next((p for p in WORKFLOWS if p.stem == "virtual_tryon"), WORKFLOWS[0] if WORKFLOWS else None)
+    if path is None:
+        pytest.skip("workflows/ holds no *.json templates yet")
+    wf = json.loads(path.read_text())
+    page.evaluate(f"app.loadGraphData(JSON.parse({json.dumps(json.dumps(wf))}), true, true, null, "
+                  "{showMissingNodesDialog: false, showMissingModelsDialog: false}).then(() => true)")
+    page.wait_for(f"app.graph.nodes.length === {len(wf['nodes'])}", timeout=30)
+    before = page.evaluate("JSON.stringify(window.__idvideo)")
+    prompt = tiny_prompt(ui_to_api(wf, object_info))
+    fresh = f"browser_{uuid.uuid4().hex[:8]}.png"  # a new input file: ComfyUI's cache cannot skip the face loader
+    shutil.copy(comfy_server.input_dir / "example.png", comfy_server.input_dir / fresh)
+    for node in prompt.values():
+        if node["class_type"] == "LoadImage":
+            node["inputs"]["image"] = fresh
+    client = page.evaluate("app.api.clientId || app.api.initialClientId")
+    assert client, "the page has no websocket client id"
+    comfy_server.queue(prompt, client, wf)  # the page's client id: its websocket gets the executed messages
+    page.wait_for("window.__idvideo.videos + window.__idvideo.coreVideo > " +
+                  str(sum(json.loads(before)[k] for k in ("videos", "coreVideo"))), timeout=300)
+    combiner = [n["id"] for n in wf["nodes"] if n["type"] == "IDVideoCombine"][0]
+    page.wait_for("[...document.querySelectorAll('video')].some(v => v.readyState >= 2 && v.videoWidth > 0)",
+                  timeout=30)
+    videos = page.evaluate("[...document.querySelectorAll('video')].map(v => v.src)")
+    assert len(videos) == 1, f"expected one video player (no double preview), found {videos}"
+    assert "/view?" in videos[0] and "type=output" in videos[0] and "filename=IDVideo_" in videos[0]
+    shown_by = page.evaluate(f"(n => n.videoContainer ? 'core' : (n.__idvVideoSrc ? 'idvideo' : 'none'))"
+                             f"(app.graph.getNodeById({combiner}))")
+    assert shown_by in ("core", "idvideo")
+    faces = [n["id"] for n in wf["nodes"] if n["type"] == "IDVFaceLoader"][0]
+    page.wait_for(f"(app.graph.getNodeById({faces}).imgs || []).length > 0", timeout=30)
+    assert page.evaluate(f"app.graph.getNodeById({faces}).__idvFaces") >= 1  # the JS read ui.idv_faces
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
+    shot = page.screenshot(out_dir / f"{path.stem}_after_run.png")
+    print(f"video shown by: {shown_by}; screenshot: {shot}")
+    assert not _pack_errors(page), "\n".join(_pack_errors(page))
