@@ -1,5 +1,8 @@
 """Command line: ``python -m idvideo_core generate --image photo.jpg --prompt "..." --model /path/to/ConsisID-preview``.
 
+``python -m idvideo_core run-workflow workflows/x.json --server http://127.0.0.1:8188`` queues a workflow on a running
+ComfyUI and shows its progress (see :mod:`idvideo_core.remote`).
+
 The same core the nodes call, with a console progress bar. ``--smoke`` writes a tiny random ConsisID checkpoint in
 the real layout and runs it end to end (a labelled noise video) to prove an install works.
 """
@@ -28,8 +31,17 @@ def _load_image(path: Path):
     from .errors import InputError
 
     try:
-        img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    except (OSError, ValueError) as exc:
+        img = ImageOps.exif_transpose(Image.open(path))
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            # 16-bit / 32-bit gray: PIL's convert("RGB") clips to 255 (a white image); scale to 8 bit instead.
+            arr = np.asarray(img, dtype=np.float32)
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            logging.getLogger("idvideo").warning("IDVideo: %s is a %s-bit gray image; converted to RGB.",
+                                                 path, 16 if top > 255 else 8)
+            arr = np.clip(arr / top, 0, 1)
+            return torch.from_numpy(np.repeat(arr[:, :, None], 3, axis=2))[None]
+        img = img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"Cannot read the image {path}: {exc}", "Give a JPEG or PNG photo.") from exc
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)[None]
 
@@ -54,7 +66,9 @@ def generate(args) -> Path:
     from .backbones.consisid.loading import load_consisid
     from .video import write_video
 
-    model_dir = Path(args.model) if args.model else None
+    model_dir = Path(args.model).expanduser() if args.model else None
+    if model_dir is not None and model_dir.is_dir():
+        model_dir = model_dir.resolve()   # a folder given on the command line may use '..' (node names may not)
     image = args.image
     if args.smoke:
         from .testing import build_consisid_folder
@@ -126,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-tiling", action="store_true")
     g.add_argument("--output", type=Path, default=Path("output"))
     g.add_argument("--prefix", default="IDVideo")
+    r = sub.add_parser("run-workflow", help="Queue a workflow on a running ComfyUI and follow its progress.")
+    r.add_argument("workflow", type=Path, help="Workflow JSON (UI format as saved by ComfyUI, or API format).")
+    r.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address.")
+    r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="Set every node input NAME (not a link) to VALUE, e.g. --set steps=20. Repeatable.")
+    r.add_argument("--timeout", type=float, default=3600.0, help="Seconds to wait for the prompt to finish.")
     return p
 
 
@@ -135,6 +155,14 @@ def main(argv=None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
+    if args.command == "run-workflow":
+        from .remote import main as run_workflow_main
+
+        try:
+            return run_workflow_main(args)
+        except IDVideoError as err:
+            print(f"\nIDVideo: {err}", file=sys.stderr)
+            return 2
     bridge.set_console_progress(_console_progress)
     try:
         path = generate(args)

@@ -125,6 +125,11 @@ def resolve_model_folder(key: str, name: str, marker: str = "model_index.json", 
     p = Path(name).expanduser()
     if p.is_absolute():
         return find_dir(f"the model folder '{name}'", [p], published=published)
+    if ".." in p.parts:
+        from .errors import InputError
+
+        raise InputError(f"The model folder name '{name}' is not a folder inside ComfyUI's model folders.",
+                         "Pick a folder from the list.")
     return find_dir(f"the model folder '{name}'", [Path(d) / name for d in search_dirs(key)],
                     published=published)
 

@@ -440,7 +440,9 @@ def read_video_metadata(path: Path | str) -> dict:
         except ValueError:
             return {"comment": comment}
         return {str(k).lower(): _maybe_json(v) for k, v in data.items()} if isinstance(data, dict) else {}
-    import av
+    from .errors import require
+
+    av = require("av", "Reading video metadata", "av")
 
     with av.open(str(path)) as container:
         tags = dict(container.metadata)

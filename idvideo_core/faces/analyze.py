@@ -26,6 +26,7 @@ log = logging.getLogger("idvideo")
 
 MAX_SIDE = 1024
 MIN_FACE_PX = 40
+MIN_IMAGE_PX = 32
 ON_NO_FACE = ("error", "whole_image")
 
 
@@ -38,15 +39,27 @@ def downscale_long_side(rgb: np.ndarray, limit: int = MAX_SIDE) -> np.ndarray:
 
 
 def _as_rgb_uint8(image) -> np.ndarray:
+    """RGB uint8 (H, W, 3). Gray (H, W) / (H, W, 1) is repeated to 3 channels and RGBA loses its alpha, each with a
+    warning; an image too small to hold a face is refused (detectors fail obscurely on a few pixels)."""
     img = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
     if img.ndim == 2:
+        log.warning("IDVideo: the face image is grayscale (1 channel); it was converted to RGB.")
         img = np.repeat(img[:, :, None], 3, axis=2)
     if img.ndim != 3 or img.shape[2] not in (3, 4):
         raise InputError(f"Expected an RGB image (H, W, 3), got shape {tuple(img.shape)}.",
                          "Connect a regular image to the face input.")
+    if min(img.shape[:2]) < MIN_IMAGE_PX:
+        raise InputError(f"The image is only {img.shape[1]}×{img.shape[0]} pixels, too small to hold a face.",
+                         f"Use a photo at least {MIN_IMAGE_PX}×{MIN_IMAGE_PX} px with the face clearly visible "
+                         f"(ideally the face ≥ {MIN_FACE_PX * 2} px wide).")
+    if img.shape[2] == 4:
+        log.warning("IDVideo: the face image has an alpha channel (RGBA); the alpha was dropped.")
     img = img[:, :, :3]
     if img.dtype != np.uint8:
-        img = np.clip(np.round(img.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+        # float32, in place: a float64 copy of an 8000×8000 photo would need 1.5 GB.
+        img = np.clip(np.rint(img.astype(np.float32) * np.float32(255.0)), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(img)
 
 

@@ -25,7 +25,9 @@ def resolve_consisid_folder(name_or_path: str | Path) -> Path:
                                   "Load it with 'IDVideo Wan Model Loader' instead.")
         raise InputError(f"{p.name} is a single file; ConsisID loads from the diffusers folder layout.",
                          f"Put the whole ConsisID-preview folder ({PUBLISHED}) under models/consisid/ and pick it.")
-    folder = p if p.is_absolute() or p.is_dir() else None
+    # A relative name is looked up in the model folders; a relative folder next to the working directory is used only
+    # when it does not climb out with '..' (a combo value must never reach outside ComfyUI's folders).
+    folder = p if p.is_absolute() or (p.is_dir() and ".." not in p.parts) else None
     if folder is None:
         folder = paths.resolve_model_folder("consisid", str(name_or_path), published=PUBLISHED)
     missing = [c for c in COMPONENTS if not (folder / c).is_dir()]

@@ -71,6 +71,14 @@ def dit_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "sta
     from diffusers import WanTransformer3DModel
     from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
+    from ..detect import family_from_keys
+
+    other = family_from_keys(sd.keys())
+    if other in ("consisid", "cogvideox"):
+        raise WrongModelError(f"{source} is a {'ConsisID' if other == 'consisid' else 'CogVideoX'} checkpoint "
+                              "(detected from its keys), not a Wan2.1 DiT.",
+                              "Load ConsisID models with 'IDVideo ConsisID Model Loader' (the whole diffusers "
+                              "folder under models/consisid); pick a Wan2.1 / Concat-ID / Phantom DiT here.")
     fmt = K.detect_transformer_format(sd.keys())
     if fmt == "unknown":
         raise WrongModelError(f"{source} is not a Wan2.1 diffusion model (no Wan block keys found).",

@@ -25,7 +25,15 @@ def _to_pil(image) -> Image.Image:
         if t.ndim == 4:
             t = t[0]
         image = (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+    arr = np.asarray(image, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]   # gray (mask-like IMAGE): PIL cannot build an image from (H, W, 1)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or min(arr.shape[:2]) < 1:
+        from ...errors import InputError
+
+        raise InputError(f"A reference image has shape {tuple(arr.shape)}; expected (height, width, 3).",
+                         "Connect a regular IMAGE (RGB) to the concatenator.")
+    return Image.fromarray(arr).convert("RGB")
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:

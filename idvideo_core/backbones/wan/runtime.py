@@ -35,6 +35,14 @@ def prepare(model, text, *, width, height, num_frames, steps, cfg, seed, referen
     if text.family != "wan":
         raise InputError("These text embeddings were made for a CogVideoX/ConsisID model.",
                          "Encode the prompt with 'IDVideo Text Encode' connected to this Wan model.")
+    if not (1.0 <= float(cfg) <= 30.0):
+        raise InputError(f"cfg {cfg} is out of range.", "Use a guidance scale between 1 and 30 (Wan default 5).")
+    if num_frames < 1:
+        raise InputError(f"num_frames must be at least 1 (got {num_frames}).", "Use 81 frames (the Wan default).")
+    if (num_frames - 1) % 4:
+        snapped = (num_frames - 1) // 4 * 4 + 1   # the Wan VAE packs 4 frames per latent frame, after the first
+        log.warning("IDVideo: %d frames is not 4k+1; using %d frames.", num_frames, snapped)
+        num_frames = snapped
     method = method_of(model)
     adapter = WanAdapter(model, method, steps=steps, cfg_scale=cfg,
                          image_cfg_scale=PHANTOM_IMAGE_CFG if image_cfg is None else image_cfg, text_cfg_scale=cfg)
@@ -44,7 +52,7 @@ def prepare(model, text, *, width, height, num_frames, steps, cfg, seed, referen
 
 
 def generate(model, text, *, width, height, num_frames, steps, cfg, seed, references=None, vae_tiling=True,
-             node_id=None, progress=True, using=None, return_latents=False):
+             node_id=None, progress=True, using=None, return_latents=False, preview=None, cache_threshold=0.0):
     from ...memory import vae_memory
 
     if steps < 1:
@@ -54,15 +62,24 @@ def generate(model, text, *, width, height, num_frames, steps, cfg, seed, refere
     with using(model, "vae"):
         adapter, state = prepare(model, text, width=width, height=height, num_frames=num_frames, steps=steps,
                                  cfg=cfg, seed=seed, references=references)
+    from ...sampling.cache import make_cache, wan_rule
+
+    adapter.cache = make_cache(wan_rule(len(getattr(model.transformer, "base", model.transformer).blocks)), len(state.scheduler.timesteps),
+                               cache_threshold)
     bar = bridge.Progress(len(state.scheduler.timesteps), "sampling", node_id) if progress else None
     try:
         with using(model, "transformer"):
             latents = denoise(_LoopAdapter(adapter, state), Stepper(state.scheduler), state.latents,
-                              progress=bar, latent_dtype=torch.float32)
+                              progress=bar, preview=preview, latent_dtype=torch.float32)
+        if adapter.cache is not None:
+            log.info("IDVideo: %s", adapter.cache.summary())
     finally:
         if bar is not None:
             bar.close()
-    with using(model, "vae") as vae, vae_memory(vae, vae_tiling):
+    from ...runtime import decode_progress
+
+    with using(model, "vae") as vae, vae_memory(vae, vae_tiling), \
+            decode_progress(vae, latents, frame_dim=2, node_id=node_id, enabled=progress):
         frames = adapter.decode(state, latents)
     bridge.soft_empty_cache()
     return (frames, latents) if return_latents else frames
