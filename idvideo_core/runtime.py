@@ -12,6 +12,7 @@ from typing import Optional
 from . import bridge
 from .backbones.base import LoadedModel
 from .errors import InputError
+from .preview import sampler_previewer
 from .types import GlobalIdentity, LocalIdentity, TextEmbeds
 
 log = logging.getLogger("idvideo")
@@ -159,8 +160,15 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
              cfg: float, seed: int, use_dynamic_cfg: bool = False, face_scale: Optional[float] = None,
              vae_tiling: bool = True, global_identity: Optional[GlobalIdentity] = None,
              local_identity: Optional[LocalIdentity] = None, references=None, node_id=None, progress: bool = True,
-             return_latents: bool = False):
-    """Sample and decode; returns frames [N, H, W, 3] float 0..1 on the CPU."""
+             return_latents: bool = False, cache_threshold: float = 0.0, attention: str = "sdpa",
+             compile_blocks: bool = False):
+    """Sample and decode; returns frames [N, H, W, 3] float 0..1 on the CPU.
+
+    Speed options (defaults = the reference numerics): ``cache_threshold`` > 0 turns on step caching
+    (:mod:`idvideo_core.sampling.cache`), ``attention`` picks the kernel and ``compile_blocks`` compiles each
+    transformer block (:mod:`idvideo_core.attention`).
+    """
+    _speed_options(model, attention, compile_blocks)
     if model.family == "consisid":
         from .backbones.consisid.generate import ConsisIDSettings, decode_consisid, sample_consisid
 
@@ -172,10 +180,15 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
         settings = ConsisIDSettings(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
                                     seed=seed, use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale)
         ident = _identity_on(global_identity, model)
+        preview = sampler_previewer(model.family) if progress else None
         with _using(model, "transformer"):
+            from .sampling.cache import CONSISID, make_cache
+
             latents = sample_consisid(model, text, ident, local_identity, settings, progress=progress,
-                                      node_id=node_id)
-        with _using(model, "vae"):
+                                      node_id=node_id, preview=preview,
+                                      cache=make_cache(CONSISID, steps, cache_threshold))
+        with _using(model, "vae"), decode_progress(model.vae, latents, frame_dim=1, node_id=node_id,
+                                                    enabled=progress):
             frames = decode_consisid(model, latents, tiling=vae_tiling)
         bridge.soft_empty_cache()
         return (frames, latents) if return_latents else frames
@@ -183,7 +196,58 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
 
     return wan_generate(model, text, width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
                         seed=seed, references=references, vae_tiling=vae_tiling, node_id=node_id,
-                        progress=progress, using=_using, return_latents=return_latents)
+                        progress=progress, using=_using, return_latents=return_latents,
+                        preview=sampler_previewer(model.family) if progress else None,
+                        cache_threshold=cache_threshold)
+
+
+def _speed_options(model: LoadedModel, attention: str, compile_blocks: bool) -> None:
+    from . import attention as attn
+
+    family = "consisid" if model.family == "consisid" else "wan"
+    attn.set_attention(model.transformer, family, attention or attn.SDPA)
+    mode = str(getattr(getattr(getattr(model.memory, "plan", None), "mode", None), "value", ""))
+    if compile_blocks and ("swap" in mode or "sequential" in mode):
+        log.warning("IDVideo: compile_blocks with block swap / sequential offload recompiles around the weight "
+                    "moves and may be slower.")
+    attn.compile_blocks(model.transformer, family, compile_blocks)
+
+
+@contextlib.contextmanager
+def decode_progress(vae, latents, *, frame_dim: int, node_id=None, enabled: bool = True):
+    """A progress bar over the VAE decode, counted in latent frames.
+
+    Why a hook: the diffusers video VAEs decode in chunks (CogVideoX: 2 latent frames, Wan: 1, times the tiles when
+    tiling) inside one ``decode`` call. A forward hook on ``vae.decoder`` sees every chunk; each adds its share of the
+    video (frames × tile area / full area), so the bar moves evenly with or without tiling, and every tick is a
+    cancel checkpoint as on the sampler.
+    """
+    decoder = getattr(vae, "decoder", None)
+    if not enabled or decoder is None or latents.ndim != 5:
+        yield
+        return
+    total = int(latents.shape[frame_dim])
+    full_area = float(latents.shape[-1] * latents.shape[-2])
+    bar = bridge.Progress(total, "decoding", node_id)
+    done = [0.0]
+
+    def tick(_module, args, _output):
+        z = args[0] if args else None
+        if z is None or getattr(z, "ndim", 0) != 5:
+            return
+        done[0] += z.shape[2] * (z.shape[-1] * z.shape[-2]) / full_area
+        step = min(int(done[0]), total) - bar.value
+        if step > 0:
+            bar.update(step)
+
+    handle = decoder.register_forward_hook(tick)
+    try:
+        yield
+    finally:
+        handle.remove()
+        bar.close()
+    if bar.value < bar.total:
+        bar.update(bar.total - bar.value)
 
 
 def _identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:

@@ -42,18 +42,30 @@ class IDVSampler:
             "local_identity": (LOCAL_ID, {"tooltip": "ConsisID: ArcFace + EVA features from the local extractor."}),
             "references": (REFERENCES, {"tooltip": "Concat-ID / Phantom: references from the multi-identity "
                                                    "concatenator."}),
+            "cache_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                          "tooltip": "Step caching (TeaCache): skip the transformer on steps whose "
+                                                     "input barely changed. 0 = off (exact). ConsisID: 0.1 / 0.15 / "
+                                                     "0.2 (faster, less faithful); Wan 1.3B: 0.05 / 0.08."}),
+            "attention": (["sdpa", "sageattention"], {"default": "sdpa",
+                                                      "tooltip": "Attention kernel. sdpa = PyTorch (reference "
+                                                                 "numerics); sageattention needs that package and "
+                                                                 "an NVIDIA GPU."}),
+            "compile_blocks": ("BOOLEAN", {"default": False,
+                                           "tooltip": "torch.compile each transformer block: slow first run, "
+                                                      "faster steps after. Needs a working compiler toolchain."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @user_errors
     def sample(self, model, text_embeds, width, height, num_frames, steps, cfg, seed, use_dynamic_cfg=False,
                face_scale=1.0, vae_tiling=True, global_identity=None, local_identity=None, references=None,
-               unique_id=None):
+               cache_threshold=0.0, attention="sdpa", compile_blocks=False, unique_id=None):
         from idvideo_core.runtime import generate
 
         frames = generate(model, text_embeds, width=width, height=height, num_frames=num_frames, steps=steps,
                           cfg=cfg, seed=seed, use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale,
                           vae_tiling=vae_tiling, global_identity=global_identity, local_identity=local_identity,
-                          references=references, node_id=unique_id)
+                          references=references, node_id=unique_id, cache_threshold=cache_threshold,
+                          attention=attention, compile_blocks=compile_blocks)
         return (frames,)
 
 

@@ -11,6 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IDVIDEO_NO_COMFY", "1")  # tests run outside ComfyUI unless a test starts one
 
+# Tiny models: thread start-up costs more than it saves, and contends with a busy CI box. Numerics are unaffected.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def pack():

@@ -362,7 +362,7 @@ CASES = [
     ("wan_size_not_multiple_of_16", lambda s, t, m: _wan_sample(s, width=40), ERR, E.InputError,
      ["divisible by 16"]),
     ("consisid_frames_not_4k1", lambda s, t, m: _sample(s, num_frames=8), WARN, None,
-     ["8 frames is not 4k+1; using 5 frames"]),
+     ["8 frames cannot be made by this model (it makes 8k+1 frames); making 9 frames"]),
     ("wan_frames_not_4k1", lambda s, t, m: _wan_sample(s, num_frames=7), WARN, None,
      ["7 frames is not 4k+1; using 5 frames"]),
     ("consisid_zero_steps", lambda s, t, m: _sample(s, steps=0), ERR, E.InputError, ["steps must be at least 1"]),
@@ -454,9 +454,9 @@ def test_many_faces_selection_is_consistent(env):
 
 
 def test_snapped_frames_really_change_the_output(env):
-    # 10 → 9 frames = 3 latent frames. (An even latent count, e.g. 5 frames, decodes to 4k frames in CogVideoX's
-    # VAE, exactly as in diffusers' pipeline; ConsisID-preview's 49 frames are 13 latent frames.)
-    assert _sample(env, num_frames=10).shape[0] == 9
+    # 12 → 9 frames = 3 latent frames; 14 → 17. (An even latent count would decode to 4k frames in CogVideoX's
+    # VAE, so ConsisID snaps to 8k+1; ConsisID-preview's 49 frames are 13 latent frames.)
+    assert _sample(env, num_frames=12).shape[0] == 9
     assert _wan_sample(env, num_frames=7).shape[0] == 5
 
 

@@ -121,3 +121,16 @@ def test_trained_size_is_enforced(base_model):
     with pytest.raises(InputError, match=f"only generates {TINY_WIDTH}×{TINY_HEIGHT}"):
         runtime.generate(base_model, text, width=TINY_WIDTH + 16, height=TINY_HEIGHT, num_frames=9, steps=1,
                          cfg=6.0, seed=1, global_identity=ident, local_identity=_random_identity(), progress=False)
+
+
+def test_tiled_decode_keeps_the_frame_size(base_model):
+    """The sampler's default (tiling on) must give the asked size: explicit CogVideoX tiles, not the VAE's
+    sample-size-derived default (which mis-sized small videos)."""
+    from idvideo_core.backbones.consisid.generate import decode_consisid
+    from idvideo_core.testing.tiny_consisid import TINY_HEIGHT, TINY_WIDTH
+
+    lat = torch.randn(1, 3, 4, TINY_HEIGHT // 8, TINY_WIDTH // 8, generator=torch.Generator().manual_seed(0))
+    tiled = decode_consisid(base_model, lat, tiling=True)
+    plain = decode_consisid(base_model, lat, tiling=False)
+    assert tiled.shape == plain.shape == (9, TINY_HEIGHT, TINY_WIDTH, 3)
+    assert not base_model.vae.use_tiling  # the shared VAE is left as found

@@ -40,10 +40,11 @@ def rotary_embedding(config, latent_h: int, latent_w: int, latent_frames: int, d
 class ConsisIDAdapter:
     def __init__(self, transformer, stepper, prompt_embeds, negative_embeds, image_latents,
                  local: Optional[LocalIdentity], guidance_scale: float = 6.0, use_dynamic_cfg: bool = False,
-                 num_steps: int = 50, face_scale: Optional[float] = None, block_runner=None):
+                 num_steps: int = 50, face_scale: Optional[float] = None, block_runner=None, cache=None):
         import torch
 
         self.tf = transformer
+        self.cache = cache          # optional sampling.cache.StepCache (None: every step computed, exact)
         self.stepper = stepper
         self.cfg = guidance_scale
         self.do_cfg = guidance_scale > 1.0
@@ -83,6 +84,18 @@ class ConsisIDAdapter:
             return self.block_runner(self.tf.transformer_blocks)
         return enumerate(self.tf.transformer_blocks)
 
+    def _block_stack(self, hs, enc, emb):
+        """Every transformer block, with the face cross-attention after every ``cross_attn_interval``-th one."""
+        tf = self.tf
+        ca = 0
+        interval = getattr(tf, "cross_attn_interval", 2)
+        for i, block in self._blocks():
+            hs, enc = block(hidden_states=hs, encoder_hidden_states=enc, temb=emb, image_rotary_emb=self.rope)
+            if self.face_emb is not None and i % interval == 0:
+                hs = hs + self.face_scale * tf.perceiver_cross_attention[ca](self.face_emb, hs)
+                ca += 1
+        return hs, enc
+
     def forward(self, x, timestep):
         import torch
 
@@ -94,13 +107,12 @@ class ConsisIDAdapter:
         hs = tf.embedding_dropout(hs)
         n_text = self.text.shape[1]
         enc, hs = hs[:, :n_text], hs[:, n_text:]
-        ca = 0
-        interval = getattr(tf, "cross_attn_interval", 2)
-        for i, block in self._blocks():
-            hs, enc = block(hidden_states=hs, encoder_hidden_states=enc, temb=emb, image_rotary_emb=self.rope)
-            if self.face_emb is not None and i % interval == 0:
-                hs = hs + self.face_scale * tf.perceiver_cross_attention[ca](self.face_emb, hs)
-                ca += 1
+        if self.cache is None:
+            hs, enc = self._block_stack(hs, enc, emb)
+        else:
+            # The text stream leaves the stack only to be dropped after the per-token final norm, so the cached
+            # residual of the video stream (face cross-attentions included) stands for the whole stack.
+            hs = self.cache.run(emb, hs, lambda h: self._block_stack(h, enc, emb)[0])
         hs = torch.cat([enc, hs], dim=1)
         hs = tf.norm_final(hs)[:, n_text:]
         hs = tf.norm_out(hs, temb=emb)

@@ -61,9 +61,13 @@ def check_settings(model: LoadedModel, s: ConsisIDSettings) -> ConsisIDSettings:
                          f"Use for example {s.width // unit * unit}×{s.height // unit * unit}.")
     if s.num_frames < 1:
         raise InputError("num_frames must be at least 1.", "Use 49 frames (the reference default).")
-    if (s.num_frames - 1) % temporal:
-        snapped = (s.num_frames - 1) // temporal * temporal + 1
-        log.warning("IDVideo: %d frames is not %dk+1; using %d frames.", s.num_frames, temporal, snapped)
+    # The CogVideoX VAE decodes an odd number of latent frames to 4k+1 frames (an even number gives 4k), so the
+    # frame count that comes out as asked is 8k+1 (49 for ConsisID-preview).
+    step = 2 * temporal
+    if (s.num_frames - 1) % step:
+        snapped = int((s.num_frames - 1) / step + 0.5) * step + 1  # nearest 8k+1
+        log.warning("IDVideo: %d frames cannot be made by this model (it makes %dk+1 frames); making %d frames.",
+                    s.num_frames, step, snapped)
         s.num_frames = snapped
     return s
 
@@ -123,8 +127,11 @@ def image_latents_from(identity: GlobalIdentity, generator, latent_frames: int, 
 
 def sample_consisid(model: LoadedModel, text: TextEmbeds, identity: GlobalIdentity, local: Optional[LocalIdentity],
                     settings: ConsisIDSettings, progress: bool = True, block_runner=None, preview=None,
-                    node_id=None):
-    """Denoise and return latents [1, F, C, h, w] (the reference's layout)."""
+                    node_id=None, cache=None):
+    """Denoise and return latents [1, F, C, h, w] (the reference's layout).
+
+    ``cache``: an optional :class:`~idvideo_core.sampling.cache.StepCache` (None: every step computed, exact).
+    """
     import torch
     from diffusers import CogVideoXDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
@@ -150,10 +157,13 @@ def sample_consisid(model: LoadedModel, text: TextEmbeds, identity: GlobalIdenti
     pos = text.prompt_embeds.to(device=device, dtype=dtype)
     neg = text.negative_embeds.to(device=device, dtype=dtype)
     adapter = ConsisIDAdapter(model.transformer, stepper, pos, neg, image_latents, local, s.cfg, s.use_dynamic_cfg,
-                              s.steps, s.face_scale, block_runner)
+                              s.steps, s.face_scale, block_runner, cache=cache)
     bar = bridge.Progress(s.steps, "sampling", node_id) if progress else None
     try:
-        return denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=dtype)
+        out = denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=dtype)
+        if cache is not None:
+            log.info("IDVideo: %s", cache.summary())
+        return out
     finally:
         if bar is not None:
             bar.close()
@@ -164,14 +174,13 @@ def decode_consisid(model: LoadedModel, latents, tiling: bool = False):
     import torch
     from diffusers.video_processor import VideoProcessor
 
+    from ...memory import vae_memory
+
     vae = model.vae
     spatial, _ = vae_factors(vae)
-    if tiling:
-        vae.enable_tiling()
-    else:
-        vae.disable_tiling()
     scale = float(getattr(vae.config, "scaling_factor", 0.7))
-    with torch.no_grad():
+    # Explicit CogVideoX tiles (240×360 px): diffusers' own default derives them from the VAE's sample size.
+    with torch.no_grad(), vae_memory(vae, tiling):
         video = vae.decode((1 / scale) * latents.permute(0, 2, 1, 3, 4)).sample
     frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video=video, output_type="pt")
     return frames[0].permute(0, 2, 3, 1).float().cpu()

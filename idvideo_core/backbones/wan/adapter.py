@@ -81,7 +81,8 @@ class WanState:
 
 class WanAdapter:
     def __init__(self, model, method: str = CONCATID, steps: int = 50, shift: float = 5.0, cfg_scale: float = 5.0,
-                 image_cfg_scale: float = 5.0, text_cfg_scale: float = 7.5, batch_branches: bool = True):
+                 image_cfg_scale: float = 5.0, text_cfg_scale: float = 7.5, batch_branches: bool = True,
+                 cache=None):
         if method not in LIMITS:
             raise InputError(f"Unknown Wan method '{method}'.", f"Choose one of: {', '.join(LIMITS)}.")
         self.model = model
@@ -89,6 +90,7 @@ class WanAdapter:
         self.steps, self.shift = int(steps), float(shift)
         self.cfg_scale, self.image_cfg_scale, self.text_cfg_scale = cfg_scale, image_cfg_scale, text_cfg_scale
         self.batch_branches = batch_branches
+        self.cache = cache          # optional sampling.cache.StepCache (None: every step computed, exact)
         self.scheduler = None
 
     # ------------------------------------------------------------------ helpers
@@ -186,7 +188,8 @@ class WanAdapter:
         return t.float().expand(batch)
 
     @torch.no_grad()
-    def _forward(self, state: WanState, latents: torch.Tensor, t, branches: list[WanBranch]) -> torch.Tensor:
+    def _forward(self, state: WanState, latents: torch.Tensor, t, branches: list[WanBranch],
+                 slot=0) -> torch.Tensor:
         dit = self.dit
         n = len(branches)
         x = latents.to(self.device, self.dtype).expand(n, -1, -1, -1, -1)
@@ -195,14 +198,16 @@ class WanAdapter:
         if branches[0].refs is not None:
             refs = torch.cat([b.refs for b in branches]).to(self.device, self.dtype)
         mode = state.method if refs is not None else "stock"
-        return dit(x, self._timestep(state, t, n), ctx, refs, mode).float()
+        if self.cache is None:
+            return dit(x, self._timestep(state, t, n), ctx, refs, mode).float()
+        return dit(x, self._timestep(state, t, n), ctx, refs, mode, cache=self.cache, cache_slot=slot).float()
 
     def predict(self, state: WanState, latents: torch.Tensor, t) -> torch.Tensor:
         """Combined model output for the video frames (the references are re-attached clean inside)."""
         if self.batch_branches:
             outs = list(self._forward(state, latents, t, state.branches).split(1))
         else:
-            outs = [self._forward(state, latents, t, [b]) for b in state.branches]
+            outs = [self._forward(state, latents, t, [b], slot=k) for k, b in enumerate(state.branches)]
         if state.method == CONCATID:
             cond, uncond = outs
             return uncond + state.cfg_scale * (cond - uncond)

@@ -64,8 +64,8 @@ def generate(model, text, *, width, height, num_frames, steps, cfg, seed, refere
                                  cfg=cfg, seed=seed, references=references)
     from ...sampling.cache import make_cache, wan_rule
 
-    adapter.cache = make_cache(wan_rule(len(getattr(model.transformer, "base", model.transformer).blocks)), len(state.scheduler.timesteps),
-                               cache_threshold)
+    blocks = getattr(model.transformer, "base", model.transformer).blocks
+    adapter.cache = make_cache(wan_rule(len(blocks)), len(state.scheduler.timesteps), cache_threshold)
     bar = bridge.Progress(len(state.scheduler.timesteps), "sampling", node_id) if progress else None
     try:
         with using(model, "transformer"):

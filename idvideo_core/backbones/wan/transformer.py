@@ -76,13 +76,15 @@ class WanDiT(nn.Module):
         return self.base.device
 
     def forward(self, latents: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
-                refs: Optional[torch.Tensor] = None, mode: str = STOCK) -> torch.Tensor:
+                refs: Optional[torch.Tensor] = None, mode: str = STOCK, cache=None, cache_slot=0) -> torch.Tensor:
         """Velocity for the *video* frames only.
+
+        ``cache``: optional :class:`~idvideo_core.sampling.cache.StepCache` over the block stack (None: exact).
 
         latents: (B, C, F, H, W) noisy video latents; refs: (B, C, K, H, W) clean reference latents or None;
         timestep: (B,) in 0..1000; context: (B, L, text_dim) text embeddings (already zero-padded).
         """
-        return wan_forward(self.base, latents, timestep, context, refs, mode, self.adaln)
+        return wan_forward(self.base, latents, timestep, context, refs, mode, self.adaln, cache, cache_slot)
 
 
 def _modulation(table: torch.Tensor, proj: torch.Tensor):
@@ -140,7 +142,7 @@ def block_forward(block, hidden: torch.Tensor, context: torch.Tensor, temb_proj:
 
 def wan_forward(model, latents: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                 refs: Optional[torch.Tensor] = None, mode: str = STOCK,
-                adaln: Optional[ConcatIdAdaLN] = None) -> torch.Tensor:
+                adaln: Optional[ConcatIdAdaLN] = None, cache=None, cache_slot=0) -> torch.Tensor:
     """See :meth:`WanDiT.forward`. ``model`` is a diffusers ``WanTransformer3DModel``."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -168,10 +170,16 @@ def wan_forward(model, latents: torch.Tensor, timestep: torch.Tensor, context: t
     temb_proj = temb_proj.unflatten(1, (6, -1))
 
     n_video = grid.video_tokens
-    for i, block in enumerate(model.blocks):
-        table = adaln.blocks[i].ref_scale_shift_table if ref_proj is not None else None
-        hidden = block_forward(block, hidden, ctx, temb_proj, rotary, n_video,
-                               skip_ref_cross_attn=(mode == CONCATID), ref_table=table, ref_proj=ref_proj)
+
+    def block_stack(hidden):
+        for i, block in enumerate(model.blocks):
+            table = adaln.blocks[i].ref_scale_shift_table if ref_proj is not None else None
+            hidden = block_forward(block, hidden, ctx, temb_proj, rotary, n_video,
+                                   skip_ref_cross_attn=(mode == CONCATID), ref_table=table, ref_proj=ref_proj)
+        return hidden
+
+    # step cache signal: the projected timestep modulation (TeaCache's "e0" for Wan)
+    hidden = block_stack(hidden) if cache is None else cache.run(temb_proj, hidden, block_stack, cache_slot)
 
     # output head on the video tokens only (the head is per-token; reference outputs are discarded anyway)
     hidden = hidden[:, :n_video]
