@@ -111,7 +111,11 @@ def test_letterbox_shapes_and_padding(src, dst, channels):
         fit_w, fit_h = max(1, int(h * (sw / sh))), h
     assert abs(int(grey.sum()) - fit_w * fit_h) <= 2 * (fit_w + fit_h) + 4
     # Concat-ID fills the full height
-    assert bool(((letterbox_black(img, w, h)[0, :, w // 2, 0] - 0.5).abs() < 0.05).all()) or sw * h / sh < 1
+    # The resized content is centred (floor of the margin): its own middle column is grey from top to bottom.
+    new_w = max(1, round(sw * h / sh))
+    mid = (max(new_w, w) - new_w) // 2 + new_w // 2 - (max(new_w, w) - w) // 2
+    if 0 <= mid < w:
+        assert bool(((letterbox_black(img, w, h)[0, :, mid, 0] - 0.5).abs() < 0.05).all())
 
 
 # ---------------------------------------------------------------------------------------------- latent shapes

@@ -46,7 +46,7 @@ VAE_CONFIG = dict(
 )
 
 
-def _randomise(module, seed: int, std: float = 0.05):
+def randomise(module, seed: int, std: float = 0.05):
     """Random weights everywhere (diffusers zero-inits some output layers, which would hide bugs)."""
     import torch
 
@@ -63,7 +63,7 @@ def write_transformer(folder: Path, eva_width: int, eva_embed_dim: int, seed: in
     from diffusers import ConsisIDTransformer3DModel
 
     model = ConsisIDTransformer3DModel(**transformer_config(eva_width, eva_embed_dim))
-    _randomise(model, seed)
+    randomise(model, seed)
     model.save_pretrained(str(folder), max_shard_size="1MB", safe_serialization=True)
     return Path(folder)
 
@@ -72,7 +72,7 @@ def write_vae(folder: Path, seed: int = 1) -> Path:
     from diffusers import AutoencoderKLCogVideoX
 
     vae = AutoencoderKLCogVideoX(**VAE_CONFIG)
-    _randomise(vae, seed, std=0.1)
+    randomise(vae, seed, std=0.1)
     vae.save_pretrained(str(folder), safe_serialization=True)
     return Path(folder)
 

@@ -167,27 +167,17 @@ def step_flops(adapter, x, t) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ building
-def _randomise(module, seed: int, std: float):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if p.ndim == 1 and ("norm" in name or name.endswith("bias")):
-                continue
-            p.copy_(torch.randn(p.shape, generator=g) * std)
-    return module
-
-
 def build_consisid(cfg: BenchConfig):
     from diffusers import AutoencoderKLCogVideoX, ConsisIDTransformer3DModel
 
     from idvideo_core.backbones.base import LoadedModel
-    from idvideo_core.testing.tiny_consisid import SCHEDULER_CONFIG
+    from idvideo_core.testing.tiny_consisid import SCHEDULER_CONFIG, randomise
 
     dtype, device = getattr(torch, cfg.dtype), torch.device(cfg.device)
     w, h, _ = cfg.size
     tf = ConsisIDTransformer3DModel(**cfg.transformer)
-    _randomise(tf, 0, 0.02 if cfg.name.endswith("full") else 0.05)
-    vae = _randomise(AutoencoderKLCogVideoX(**cfg.vae, sample_height=h, sample_width=w), 1, 0.1)
+    randomise(tf, 0, 0.02 if cfg.name.endswith("full") else 0.05)
+    vae = randomise(AutoencoderKLCogVideoX(**cfg.vae, sample_height=h, sample_width=w), 1, 0.1)
     tf = tf.to(device, dtype).eval()
     vae = vae.to(device, dtype).eval()
     return LoadedModel(family="consisid", transformer=tf, vae=vae, scheduler_config=dict(SCHEDULER_CONFIG),
@@ -423,9 +413,10 @@ def bench_wan_full(steps: int, threshold: float, memory_modes=(), config: dict =
 
     from idvideo_core.backbones.wan.transformer import WanDiT
     from idvideo_core.sampling.cache import make_cache, wan_rule
+    from idvideo_core.testing.tiny_consisid import randomise
 
     dev, dt = torch.device(device), dtype
-    base = _randomise(WanTransformer3DModel(**config), 0, 0.02).to(dev, dt).eval()
+    base = randomise(WanTransformer3DModel(**config), 0, 0.02).to(dev, dt).eval()
     dit = WanDiT(base)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, config["in_channels"], *latent_shape, generator=g).to(dev, dt)
