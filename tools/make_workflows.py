@@ -183,7 +183,7 @@ def _wan(g: Graph, family, dit, face_mode, cfg, prompt, note, subject: bool):
     g.link(fm, "face_models", fl, "face_models")
     g.link(fl, "faces", cc, "faces")
     if subject:
-        garment = g.add("LoadImage", (360, 300), {"image": "example.png"}, size=(300, 320), title="Garment")
+        garment = g.add("LoadImage", (0, 880), {"image": "example.png"}, size=(300, 320), title="Garment")
         g.link(garment, "IMAGE", cc, "subject_1")
     g.link(ml, "model", te, "model")
     g.link(ml, "model", sm, "model")
