@@ -140,8 +140,15 @@ def write_comfy_files(models_dir: Path, seed: int = 0, prefix: str = "", dit_nam
     te = tiny_umt5(seed + 2)
     te_sd = {k: v.detach().clone().contiguous() for k, v in te.state_dict().items()
              if k != "encoder.embed_tokens.weight"}
-    spm = _write_tokenizer(models_dir / "_tok_tmp") / "spiece.model"
-    te_sd["spiece_model"] = torch.frombuffer(bytearray(spm.read_bytes()), dtype=torch.uint8).clone()
+    import shutil
+    import tempfile
+
+    tok_dir = Path(tempfile.mkdtemp(prefix="idv-tok-"))
+    try:  # the tokenizer only travels inside the single file, as in ComfyUI's UMT5 files
+        spm = _write_tokenizer(tok_dir / "tokenizer") / "spiece.model"
+        te_sd["spiece_model"] = torch.frombuffer(bytearray(spm.read_bytes()), dtype=torch.uint8).clone()
+    finally:
+        shutil.rmtree(tok_dir, ignore_errors=True)
     te_path = models_dir / "text_encoders" / "umt5_xxl_fp16.safetensors"
     save_file(te_sd, str(te_path))
     return TinyWanPaths(comfy_root=models_dir, dit_file=dit_path, vae_file=vae_path, text_encoder_file=te_path)
