@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).parent) not in sys.path:  # test helper modules (node_graphs, faces_fixtures) import by name
+    sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("IDVIDEO_NO_COMFY", "1")  # tests run outside ComfyUI unless a test starts one
 
 # Tiny models: thread start-up costs more than it saves, and contends with a busy CI box. Numerics are unaffected.

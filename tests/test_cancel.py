@@ -6,16 +6,12 @@ Nothing is mocked: the tiny checkpoints go through the real loaders, sampler nod
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from idvideo_core import bridge
 
-TOM = Path(__import__("importlib").util.find_spec("insightface").origin).parent / "data" / "images" / \
-    "Tom_Hanks_54745.png"
 STEPS = 3
 
 
@@ -39,30 +35,16 @@ class CancelAfter:
 
 @pytest.fixture(scope="module")
 def stack(pack, consisid_folder, tmp_path_factory):
-    from PIL import Image
-
-    from idvideo_core.testing import build_wan_models
     from idvideo_core.testing.tiny_consisid import TINY_HEIGHT, TINY_WIDTH
 
-    root = tmp_path_factory.mktemp("cancel_models")
-    (root / "consisid").mkdir()
-    (root / "consisid" / "ConsisID-preview").symlink_to(consisid_folder, target_is_directory=True)
-    build_wan_models(root)
+    from node_graphs import load_graph, models_tree
+
+    root = models_tree(tmp_path_factory.mktemp("cancel_models"), consisid_folder)
     mp = pytest.MonkeyPatch()
     mp.setenv("IDVIDEO_MODELS_DIR", str(root))
-    M = pack.NODE_CLASS_MAPPINGS
-    model, = M["IDVConsisIDModelLoader"]().load("ConsisID-preview", "fp32", "auto", 0)
-    fm, = M["IDVFaceModelsLoader"]().load("CPU", "fp32")
-    photo = torch.from_numpy(np.asarray(Image.open(TOM).convert("RGB"), np.float32) / 255.0)[None]
-    faces = M["IDVFaceLoader"]().load(fm, photo, "largest", 0, "error")["result"][0]
-    local, = M["IDVLocalIdentity"]().extract(fm, faces)
-    ident, _ = M["IDVGlobalIdentity"]().extract(model, faces, TINY_WIDTH, TINY_HEIGHT)
-    text, = M["IDVTextEncode"]().encode(model, "a man smiles", "")
-    wan, = M["IDVWanModelLoader"]().load("Concat-ID-Wan", "Wan2.1-T2V-1.3B-Diffusers", "second_stage_adaln.pt",
-                                         "(from base folder)", "(from base folder)", "fp32", "auto", 0)
-    wan_text, = M["IDVTextEncode"]().encode(wan, "a person walks", "")
-    refs, _ = M["IDVMultiIdentityConcat"]().concat(32, 32, "whole image, black pad", "black pad", subject_1=photo)
-    sampler = M["IDVSampler"]()
+    g = load_graph(pack.NODE_CLASS_MAPPINGS)
+    sampler, model, text, ident, local = g.sampler, g.model, g.text, g.ident, g.local
+    wan, wan_text, refs = g.wan, g.wan_text, g.refs
 
     def consisid(seed):
         return sampler.sample(model, text, TINY_WIDTH, TINY_HEIGHT, 9, STEPS, 6.0, seed, vae_tiling=False,

@@ -25,6 +25,25 @@ def _photo():
     return torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), np.float32) / 255.0)[None]
 
 
+def _pipeline_frames(model, whitened, text, local, steps, seed, **extra):
+    """diffusers' ConsisIDPipeline on the model's own components, fed the nodes' face image and features."""
+    import PIL.Image
+    from diffusers import CogVideoXDPMScheduler, ConsisIDPipeline
+
+    from idvideo_core.testing.tiny_consisid import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
+
+    pipe = ConsisIDPipeline(tokenizer=model.tokenizer, text_encoder=model.text_encoder, vae=model.vae,
+                            transformer=model.transformer,
+                            scheduler=CogVideoXDPMScheduler.from_config(model.scheduler_config))
+    pipe.set_progress_bar_config(disable=True)
+    face_pil = PIL.Image.fromarray((whitened[0].numpy() * 255).round().astype(np.uint8))
+    out = pipe(image=face_pil, prompt_embeds=text.prompt_embeds, negative_prompt_embeds=text.negative_embeds,
+               height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_FRAMES, num_inference_steps=steps,
+               guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(seed),
+               id_vit_hidden=local.id_vit_hidden, id_cond=local.id_cond, output_type="pt", **extra).frames[0]
+    return out.permute(0, 2, 3, 1)
+
+
 @pytest.fixture(scope="module")
 def all_models(tmp_path_factory):
     from idvideo_core.testing import build_all
@@ -39,8 +58,6 @@ def env(all_models, monkeypatch):
 
 
 def test_consisid_nodes_match_diffusers_pipeline(pack, env):
-    import PIL.Image
-    from diffusers import CogVideoXDPMScheduler, ConsisIDPipeline
 
     from idvideo_core.testing.tiny_consisid import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
@@ -57,16 +74,7 @@ def test_consisid_nodes_match_diffusers_pipeline(pack, env):
     frames, = M["IDVSampler"]().sample(model, text, TINY_WIDTH, TINY_HEIGHT, TINY_FRAMES, 3, 6.0, 123,
                                         vae_tiling=False, global_identity=ident, local_identity=local)
 
-    pipe = ConsisIDPipeline(tokenizer=model.tokenizer, text_encoder=model.text_encoder, vae=model.vae,
-                            transformer=model.transformer,
-                            scheduler=CogVideoXDPMScheduler.from_config(model.scheduler_config))
-    pipe.set_progress_bar_config(disable=True)
-    face_pil = PIL.Image.fromarray((whitened[0].numpy() * 255).round().astype(np.uint8))
-    ref = pipe(image=face_pil, prompt_embeds=text.prompt_embeds, negative_prompt_embeds=text.negative_embeds,
-               height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_FRAMES, num_inference_steps=3,
-               guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(123),
-               id_vit_hidden=local.id_vit_hidden, id_cond=local.id_cond, output_type="pt").frames[0]
-    ref = ref.permute(0, 2, 3, 1)
+    ref = _pipeline_frames(model, whitened, text, local, steps=3, seed=123)
     assert frames.shape == ref.shape
     assert ref.std() > 0.01
     assert (frames - ref).abs().max().item() <= TOL
@@ -98,8 +106,6 @@ def test_wan_nodes_equal_core_api(pack, env, family, dit):
 
 def test_kps_model_puts_keypoints_in_latent_frame_1(pack, env):
     """A model trained with key points (is_kps) gets the key-point image as latent frame 1, as the pipeline does."""
-    import PIL.Image
-    from diffusers import CogVideoXDPMScheduler, ConsisIDPipeline
 
     from idvideo_core.testing.tiny_consisid import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
@@ -115,13 +121,5 @@ def test_kps_model_puts_keypoints_in_latent_frame_1(pack, env):
     text, = M["IDVTextEncode"]().encode(model, "a man", "")
     frames, = M["IDVSampler"]().sample(model, text, TINY_WIDTH, TINY_HEIGHT, TINY_FRAMES, 2, 6.0, 5,
                                         vae_tiling=False, global_identity=ident, local_identity=local)
-    pipe = ConsisIDPipeline(tokenizer=model.tokenizer, text_encoder=model.text_encoder, vae=model.vae,
-                            transformer=model.transformer,
-                            scheduler=CogVideoXDPMScheduler.from_config(model.scheduler_config))
-    pipe.set_progress_bar_config(disable=True)
-    face_pil = PIL.Image.fromarray((whitened[0].numpy() * 255).round().astype(np.uint8))
-    ref = pipe(image=face_pil, prompt_embeds=text.prompt_embeds, negative_prompt_embeds=text.negative_embeds,
-               height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_FRAMES, num_inference_steps=2,
-               guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(5), kps_cond=faces[0].kps,
-               id_vit_hidden=local.id_vit_hidden, id_cond=local.id_cond, output_type="pt").frames[0]
-    assert (frames - ref.permute(0, 2, 3, 1)).abs().max().item() <= TOL
+    ref = _pipeline_frames(model, whitened, text, local, steps=2, seed=5, kps_cond=faces[0].kps)
+    assert (frames - ref).abs().max().item() <= TOL

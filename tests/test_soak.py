@@ -12,12 +12,9 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-TOM = Path(__import__("importlib").util.find_spec("insightface").origin).parent / "data" / "images" / \
-    "Tom_Hanks_54745.png"
 TOTAL, WARMUP = 200, 20
 
 
@@ -40,30 +37,14 @@ def open_fds() -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
 def test_200_generations_no_growth(pack, consisid_folder, tmp_path, monkeypatch):
-    from PIL import Image
+    from node_graphs import load_graph, models_tree
 
-    from idvideo_core.testing import build_wan_models
-    from idvideo_core.testing.tiny_consisid import TINY_HEIGHT, TINY_WIDTH
-
-    root = tmp_path / "models"
-    (root / "consisid").mkdir(parents=True)
-    (root / "consisid" / "ConsisID-preview").symlink_to(consisid_folder, target_is_directory=True)
-    build_wan_models(root)
+    root = models_tree(tmp_path / "models", consisid_folder)
     monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(root))
     monkeypatch.setenv("IDVIDEO_OUTPUT_DIR", str(tmp_path / "output"))
-    M = pack.NODE_CLASS_MAPPINGS
-    model, = M["IDVConsisIDModelLoader"]().load("ConsisID-preview", "fp32", "auto", 0)
-    fm, = M["IDVFaceModelsLoader"]().load("CPU", "fp32")
-    photo = torch.from_numpy(np.asarray(Image.open(TOM).convert("RGB"), np.float32) / 255.0)[None]
-    faces = M["IDVFaceLoader"]().load(fm, photo, "largest", 0, "error")["result"][0]
-    local, = M["IDVLocalIdentity"]().extract(fm, faces)
-    ident, _ = M["IDVGlobalIdentity"]().extract(model, faces, TINY_WIDTH, TINY_HEIGHT)
-    text, = M["IDVTextEncode"]().encode(model, "a man smiles", "")
-    wan, = M["IDVWanModelLoader"]().load("Concat-ID-Wan", "Wan2.1-T2V-1.3B-Diffusers", "second_stage_adaln.pt",
-                                         "(from base folder)", "(from base folder)", "fp32", "auto", 0)
-    wan_text, = M["IDVTextEncode"]().encode(wan, "a person walks", "")
-    refs, _ = M["IDVMultiIdentityConcat"]().concat(32, 32, "whole image, black pad", "black pad", subject_1=photo)
-    sampler, combine = M["IDVSampler"](), M["IDVideoCombine"]()
+    g = load_graph(pack.NODE_CLASS_MAPPINGS)
+    sampler, combine, model, text, ident, local = g.sampler, g.combine, g.model, g.text, g.ident, g.local
+    wan, wan_text, refs = g.wan, g.wan_text, g.refs
 
     # One intra-op thread: on a shared 2-core runner two torch threads contend with other processes and tiny convs
     # become ~30x slower (measured); memory and handle behaviour, the point of this test, do not depend on it.
