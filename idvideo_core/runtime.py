@@ -96,9 +96,24 @@ def local_identity(face_models, faces) -> LocalIdentity:
 
 
 # ------------------------------------------------------------------------------------------------------ models
-def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Optional[int] = None) -> LoadedModel:
-    """Give the model a memory manager: parts parked and moved in when used, per the chosen mode."""
-    from .memory import plan_and_manage
+WEIGHT_STORAGE = ("default", "fp8_e4m3")
+
+
+def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Optional[int] = None,
+                  weight_storage: str = "default") -> LoadedModel:
+    """Give the model a memory manager: parts parked and moved in when used, per the chosen mode.
+
+    ``weight_storage="fp8_e4m3"`` stores the DiT's Linear weights in fp8 (per-row scales, upcast per layer when used):
+    half the memory of bf16 and half the bytes block swap streams, at a bounded per-weight error (memory/fp8.py).
+    """
+    from .memory import plan_and_manage, quantize_module_fp8
+
+    if weight_storage not in WEIGHT_STORAGE:
+        raise InputError(f"Unknown weight storage '{weight_storage}'.", f"Choose one of: {', '.join(WEIGHT_STORAGE)}.")
+    if weight_storage == "fp8_e4m3":
+        report = quantize_module_fp8(model.transformer)
+        model.options["weight_storage"] = weight_storage
+        log.info("IDVideo: %s", report.summary())
 
     parts = {"transformer": (model.transformer, "transformer_blocks" if model.family == "consisid" else "base.blocks"),
              "vae": (model.vae, None)}
@@ -263,7 +278,8 @@ def _identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:
 
 # --------------------------------------------------------------------------------------------- Wan family
 def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=None, precision: str = "auto",
-             memory_mode: str = "auto", blocks_to_swap: Optional[int] = None) -> LoadedModel:
+             memory_mode: str = "auto", blocks_to_swap: Optional[int] = None,
+             weight_storage: str = "default") -> LoadedModel:
     """Names come from the loader's combos; each is resolved inside its ComfyUI model folders."""
     from . import paths
     from .backbones.wan.model import load_wan_model
@@ -276,7 +292,7 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the UMT5 text encoder", paths.PUBLISHED["wan"])
             if text_encoder else None)
     model = load_wan_model(family, base=base, dit=dit_p, vae=vae_p, text_encoder=te_p, precision=precision)
-    return attach_memory(model, memory_mode, blocks_to_swap)
+    return attach_memory(model, memory_mode, blocks_to_swap, weight_storage)
 
 
 def concat_references(width: int, height: int, face_mode: int, subject_white: bool, faces=None, subjects=(),
