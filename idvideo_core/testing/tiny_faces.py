@@ -63,10 +63,23 @@ def planted_face_from_retina(row: np.ndarray, score: float = 0.9, shrink: float 
     return PlantedFace((x1 + dx, y1 + dy, x2 - dx, y2 - dy), np.asarray(row[5:15], np.float64).reshape(5, 2), score)
 
 
+def _save_onnx(graph, path: Path | str) -> Path:
+    """A checked opset-13 model (ir 8, what onnxruntime and insightface 0.7.3/2.x read) written to ``path``."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
 def write_tiny_scrfd(path: Path | str, image_size: tuple[int, int], faces: Sequence[PlantedFace] = (),
                      det_size: int = DET_SIZE) -> Path:
     """SCRFD-format ONNX planting ``faces`` for an analysed image of ``image_size`` = (width, height)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w, h = image_size
@@ -104,18 +117,11 @@ def write_tiny_scrfd(path: Path | str, image_size: tuple[int, int], faces: Seque
     graph = helper.make_graph(nodes, "tiny_scrfd",
                               [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, det_size, det_size])],
                               outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return _save_onnx(graph, path)
 
 
 def write_tiny_arcface(path: Path | str, seed: int = 0) -> Path:
     """ArcFace-shaped ONNX: (N, 3, 112, 112) → Conv 8×8/8 → Relu → Flatten → Gemm → (N, 512)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -132,13 +138,7 @@ def write_tiny_arcface(path: Path | str, seed: int = 0) -> Path:
     graph = helper.make_graph(nodes, "tiny_arcface",
                               [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
                               [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 512])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return _save_onnx(graph, path)
 
 
 def tiny_retinaface_state_dict(seed: int = 0, box_scale: float = 1.0, fire: bool = True) -> dict:

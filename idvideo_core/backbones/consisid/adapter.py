@@ -40,7 +40,7 @@ def rotary_embedding(config, latent_h: int, latent_w: int, latent_frames: int, d
 class ConsisIDAdapter:
     def __init__(self, transformer, stepper, prompt_embeds, negative_embeds, image_latents,
                  local: Optional[LocalIdentity], guidance_scale: float = 6.0, use_dynamic_cfg: bool = False,
-                 num_steps: int = 50, face_scale: Optional[float] = None, block_runner=None, cache=None):
+                 num_steps: int = 50, face_scale: Optional[float] = None, cache=None):
         import torch
 
         self.tf = transformer
@@ -50,7 +50,6 @@ class ConsisIDAdapter:
         self.do_cfg = guidance_scale > 1.0
         self.dynamic = use_dynamic_cfg
         self.num_steps = num_steps
-        self.block_runner = block_runner
         dtype = prompt_embeds.dtype
         self.dtype = dtype
         self.text = torch.cat([negative_embeds, prompt_embeds]) if self.do_cfg else prompt_embeds
@@ -79,17 +78,13 @@ class ConsisIDAdapter:
             return self.tf.local_facial_extractor(id_cond, hidden)
 
     # ------------------------------------------------------------------------------------------------ forward
-    def _blocks(self):
-        if self.block_runner is not None:
-            return self.block_runner(self.tf.transformer_blocks)
-        return enumerate(self.tf.transformer_blocks)
-
     def _block_stack(self, hs, enc, emb):
         """Every transformer block, with the face cross-attention after every ``cross_attn_interval``-th one."""
         tf = self.tf
         ca = 0
         interval = getattr(tf, "cross_attn_interval", 2)
-        for i, block in self._blocks():
+        # Block swap streams these through forward hooks installed by the memory manager.
+        for i, block in enumerate(tf.transformer_blocks):
             hs, enc = block(hidden_states=hs, encoder_hidden_states=enc, temb=emb, image_rotary_emb=self.rope)
             if self.face_emb is not None and i % interval == 0:
                 hs = hs + self.face_scale * tf.perceiver_cross_attention[ca](self.face_emb, hs)

@@ -126,7 +126,7 @@ def image_latents_from(identity: GlobalIdentity, generator, latent_frames: int, 
 
 
 def sample_consisid(model: LoadedModel, text: TextEmbeds, identity: GlobalIdentity, local: Optional[LocalIdentity],
-                    settings: ConsisIDSettings, progress: bool = True, block_runner=None, preview=None,
+                    settings: ConsisIDSettings, progress: bool = True, preview=None,
                     node_id=None, cache=None):
     """Denoise and return latents [1, F, C, h, w] (the reference's layout).
 
@@ -157,7 +157,7 @@ def sample_consisid(model: LoadedModel, text: TextEmbeds, identity: GlobalIdenti
     pos = text.prompt_embeds.to(device=device, dtype=dtype)
     neg = text.negative_embeds.to(device=device, dtype=dtype)
     adapter = ConsisIDAdapter(model.transformer, stepper, pos, neg, image_latents, local, s.cfg, s.use_dynamic_cfg,
-                              s.steps, s.face_scale, block_runner, cache=cache)
+                              s.steps, s.face_scale, cache=cache)
     bar = bridge.Progress(s.steps, "sampling", node_id) if progress else None
     try:
         out = denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=dtype)

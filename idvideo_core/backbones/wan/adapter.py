@@ -40,20 +40,6 @@ LIMITS = {CONCATID: 1, PHANTOM: 4}      # Concat-ID-Wan: trained with 1 (warn ab
 
 
 @dataclass
-class WanDefaults:
-    width: int = 832
-    height: int = 480
-    frames: int = 81
-    fps: int = 16
-    steps: int = 50
-    shift: float = 5.0
-
-
-CONCATID_DEFAULTS = WanDefaults()
-PHANTOM_DEFAULTS = WanDefaults()
-
-
-@dataclass
 class WanBranch:
     """One conditioning set of the batched forward."""
 
