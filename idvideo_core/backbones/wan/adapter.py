@@ -174,15 +174,24 @@ class WanAdapter:
         return t.float().expand(batch)
 
     @torch.no_grad()
+    def _conditioning(self, state: WanState, branches: list[WanBranch]):
+        """Text contexts and reference latents of ``branches``, batched on the device once per generation."""
+        key = tuple(b.name for b in branches)
+        memo = state.meta.setdefault("batched", {})
+        if key not in memo:
+            ctx = torch.cat([b.context for b in branches]).to(self.device, self.dtype)
+            refs = None
+            if branches[0].refs is not None:
+                refs = torch.cat([b.refs for b in branches]).to(self.device, self.dtype)
+            memo[key] = (ctx, refs)
+        return memo[key]
+
     def _forward(self, state: WanState, latents: torch.Tensor, t, branches: list[WanBranch],
                  slot=0) -> torch.Tensor:
         dit = self.dit
         n = len(branches)
         x = latents.to(self.device, self.dtype).expand(n, -1, -1, -1, -1)
-        ctx = torch.cat([b.context for b in branches]).to(self.device, self.dtype)
-        refs = None
-        if branches[0].refs is not None:
-            refs = torch.cat([b.refs for b in branches]).to(self.device, self.dtype)
+        ctx, refs = self._conditioning(state, branches)
         mode = state.method if refs is not None else "stock"
         if self.cache is None:
             return dit(x, self._timestep(state, t, n), ctx, refs, mode).float()
