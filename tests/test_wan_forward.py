@@ -5,7 +5,6 @@ the official reference-RoPE construction of ``model_fn_wan_video`` and ``forward
 """
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,8 +13,14 @@ from idvideo_core.backbones.wan.rope import TokenGrid, reference_positions, rota
 from idvideo_core.backbones.wan.transformer import ConcatIdAdaLN, WanDiT, block_forward, wan_forward
 from idvideo_core.testing.tiny_wan import adaln_extras_original, original_dit_state_dict, tiny_transformer
 
-torch.set_grad_enabled(False)
 HEADS, HEAD_DIM = 2, 128
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    """Inference only (scoped: a module-level set_grad_enabled(False) leaked into every later test file)."""
+    with torch.no_grad():
+        yield
 
 
 # ------------------------------------------------------------------ independent reference (original keys)

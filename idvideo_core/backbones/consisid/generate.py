@@ -160,7 +160,8 @@ def sample_consisid(model: LoadedModel, text: TextEmbeds, identity: GlobalIdenti
                               s.steps, s.face_scale, cache=cache)
     bar = bridge.Progress(s.steps, "sampling", node_id) if progress else None
     try:
-        out = denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=dtype)
+        out = denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=dtype,
+                      modules=(model.transformer,))
         if cache is not None:
             log.info("IDVideo: %s", cache.summary())
         return out

@@ -70,7 +70,8 @@ def generate(model, text, *, width, height, num_frames, steps, cfg, seed, refere
     try:
         with using(model, "transformer"):
             latents = denoise(_LoopAdapter(adapter, state), Stepper(state.scheduler), state.latents,
-                              progress=bar, preview=preview, latent_dtype=torch.float32)
+                              progress=bar, preview=preview, latent_dtype=torch.float32,
+                              modules=(model.transformer,))
         if adapter.cache is not None:
             log.info("IDVideo: %s", adapter.cache.summary())
     finally:
