@@ -3,7 +3,7 @@
 PyTorch's ``nn.Linear`` on the CPU goes to the BLAS it was built with (MKL in the official wheels). MKL takes its
 AVX2 code path on AMD processors, so there a linear runs at about half the speed oneDNN (also inside every PyTorch
 x86 build) reaches with AVX-512; on the benchmark machine (AMD EPYC, 2 cores) a [3012×384]·[384×1536] linear takes
-19.1 ms through ``F.linear`` and 8.5 ms through oneDNN. The transformer's linears (and the linear + GELU of the
+19.1 ms through ``F.linear`` and 8.5 ms through oneDNN (BENCHMARKS.md). On Intel CPUs the two are closer. The transformer's linears (and the linear + GELU of the
 feed-forward, fused in oneDNN's epilogue) are routed to ``torch.ops.mkldnn._linear_pointwise`` — the op Inductor
 itself emits for CPU linears — while a generation runs, and restored afterwards.
 

@@ -225,6 +225,9 @@ def _speed_options(model: LoadedModel, attention: str, compile_blocks: bool) -> 
     if compile_blocks and ("swap" in mode or "sequential" in mode):
         log.warning("IDVideo: compile_blocks with block swap / sequential offload recompiles around the weight "
                     "moves and may be slower.")
+    if compile_blocks and str(model.device).startswith("cpu"):
+        log.warning("IDVideo: compile_blocks on the CPU is slower than the default oneDNN linears (1.39x per step "
+                    "in BENCHMARKS.md); it pays off on CUDA GPUs.")
     attn.compile_blocks(model.transformer, family, compile_blocks)
 
 

@@ -52,7 +52,8 @@ class IDVSampler:
                                                                  "an NVIDIA GPU."}),
             "compile_blocks": ("BOOLEAN", {"default": False,
                                            "tooltip": "torch.compile each transformer block: slow first run, "
-                                                      "faster steps after. Needs a working compiler toolchain."}),
+                                                      "faster steps after on a GPU (on the CPU the default path is "
+                                                      "faster). Needs a working compiler toolchain."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @user_errors

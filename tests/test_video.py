@@ -379,13 +379,14 @@ def test_node_errors_are_idvideo_errors(tmp_path, monkeypatch):
         IDVideoCombine().combine(smooth_frames(2, 8, 8), 8.0, "../../etc/evil", "h264-mp4", True)
 
 
-@pytest.mark.skipif(not os.environ.get("IDVIDEO_COMFYUI_ROOT"),
-                    reason="set IDVIDEO_COMFYUI_ROOT to a ComfyUI checkout to test the core VIDEO output")
+@pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"),
+                    reason="COMFYUI_PATH is not set: point it at a ComfyUI 0.3.64 checkout to test the core VIDEO "
+                           "output (see tools/setup_comfyui.md)")
 def test_core_video_output_with_real_comfy_api(tmp_path):
     """Run in a subprocess: importing comfy_api puts ComfyUI modules into sys.modules for the whole session."""
     script = textwrap.dedent(f"""
         import sys, json
-        sys.path[:0] = [{str(ROOT)!r}, {os.environ['IDVIDEO_COMFYUI_ROOT']!r}]
+        sys.path[:0] = [{str(ROOT)!r}, {os.environ['COMFYUI_PATH']!r}]
         import torch
         from nodes.video import make_core_video
         frames = torch.rand(6, 18, 26, 3)
