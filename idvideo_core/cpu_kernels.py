@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import types
 
 log = logging.getLogger("idvideo")
@@ -25,12 +26,14 @@ _checked: bool | None = None
 
 
 def available() -> bool:
-    """oneDNN linears can run here (x86/ARM builds with mkldnn, op present, a smoke call agrees with F.linear)."""
+    """oneDNN linears can run here (x86 build with mkldnn, op present, a smoke call agrees with F.linear)."""
     global _checked
     if os.environ.get("IDVIDEO_ONEDNN", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     if _checked is None:
         _checked = False
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return False            # measured on x86 only (ARM builds route oneDNN through ACL: unmeasured)
         try:
             import torch
 

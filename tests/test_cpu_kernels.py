@@ -9,7 +9,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from idvideo_core import cpu_kernels
 from idvideo_core.cpu_kernels import onednn_linears
 
-pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="this torch build has no oneDNN linear op")
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(),
+                                reason="oneDNN linears are off here (not x86-64, no mkldnn op in this torch build, "
+                                       "or IDVIDEO_ONEDNN=0)")
 
 
 class OpLog(TorchDispatchMode):
