@@ -121,7 +121,14 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
         parts["text_encoder"] = (model.text_encoder, None)
     bridge.free_memory_for(sum(p.numel() * p.element_size() for m, _ in parts.values() for p in m.parameters()),
                            model.device)
-    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap)
+    import torch
+
+    from .memory.estimate import default_workload
+
+    work = default_workload(model.family, model.transformer,
+                            torch.empty((), dtype=model.dtype or torch.float32).element_size())
+    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap,
+                                   working_bytes=work.activation_bytes if work else 0)
     log.info("IDVideo memory plan:\n%s", model.memory.summary())
     return model
 

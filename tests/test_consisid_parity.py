@@ -64,7 +64,7 @@ def test_core_sampler_matches_diffusers_pipeline(base_model, steps, cfg, dynamic
     assert ours.shape == ref.shape == (TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3)
     assert ref.std() > 0.01  # a real video, not a constant
     diff = (ours - ref).abs().max().item()
-    print(f"max|Δ| frames {diff:.2e}")
+    print(f"max|Δ| frames {diff:.2e}")  # shown with -s
     assert diff <= TOL
 
 

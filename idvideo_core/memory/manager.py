@@ -230,11 +230,14 @@ def model_sizes(parts: dict[str, tuple[nn.Module, str | None]], transformer: str
 
 def plan_and_manage(parts: dict[str, tuple[nn.Module, str | None]], requested: MemoryMode | str = "auto",
                     device=None, blocks_to_swap: int | None = None, face_parts: tuple[str, ...] = (),
-                    **manager_kwargs) -> ModelManager:
-    """One call for loaders: size the parts, resolve the plan, register everything and return the manager."""
+                    working_bytes: int = 0, **manager_kwargs) -> ModelManager:
+    """One call for loaders: size the parts, resolve the plan, register everything and return the manager.
+
+    ``working_bytes``: activations of one forward (:mod:`.estimate`), kept free beside the resident weights."""
     from .modes import resolve_mode
 
     sizes = model_sizes(parts)
+    sizes.working = int(working_bytes)
     plan = resolve_mode(requested, sizes, device, blocks_to_swap=blocks_to_swap)
     mgr = ModelManager(plan, **manager_kwargs)
     for name, (module, blocks) in parts.items():

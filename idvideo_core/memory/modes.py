@@ -74,7 +74,7 @@ class ModelSizes:
     other: int = 0                      # text encoder + VAE + face models, all of them together
     num_blocks: int = 0                 # transformer blocks that block swap can stream
     block_bytes: int = 0                # bytes of one block (the largest)
-    working: int = 0                    # activations etc. the planner keeps free; see ``resolve_mode``
+    working: int = 0                    # activations of one forward at the default clip (memory/estimate.py)
 
 
 def _as_device(device) -> torch.device:
@@ -90,7 +90,8 @@ def resolve_mode(requested: MemoryMode | str, model_bytes: int | ModelSizes, dev
 
     ``model_bytes`` is either the transformer's size in bytes or a :class:`ModelSizes`. ``vram_state`` and
     ``free_bytes`` default to what :mod:`idvideo_core.bridge` reports (ComfyUI's flags and free memory); tests pass
-    them in. ``headroom`` is the share of free memory kept for activations when no ``working`` size is given.
+    them in. The memory kept free for activations is the larger of ``sizes.working`` (the traced estimate of one
+    forward at the model's default clip) and ``headroom`` × the free memory.
 
     Rules (``auto``):
       * CPU device or ``--cpu``: everything stays on the CPU.
@@ -120,7 +121,8 @@ def resolve_mode(requested: MemoryMode | str, model_bytes: int | ModelSizes, dev
     offload = torch.device(bridge.offload_device()) if state != "high" else torch.device("cpu")
     if free_bytes is None:
         free_bytes = bridge.free_device_memory(dev)
-    working = sizes.working or (int(free_bytes * headroom) if free_bytes else 0)
+    # the larger of the measured forward (memory/estimate.py, when the loader knows it) and a share of the free memory
+    working = max(sizes.working, int(free_bytes * headroom) if free_bytes else 0)
     plan = MemoryPlan(mode, dev, offload, reasons=reasons)
 
     if mode is MemoryMode.AUTO:
