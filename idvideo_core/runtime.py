@@ -191,6 +191,7 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     transformer block (:mod:`idvideo_core.attention`).
     """
     _speed_options(model, attention, compile_blocks)
+    check_working_memory(model, width, height, num_frames, references)
     if model.family == "consisid":
         from .backbones.consisid.generate import ConsisIDSettings, decode_consisid, sample_consisid
 
@@ -221,6 +222,49 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
                         progress=progress, using=_using, return_latents=return_latents,
                         preview=sampler_previewer(model.family) if progress else None,
                         cache_threshold=cache_threshold)
+
+
+def _count_references(references) -> Optional[int]:
+    if references is None:
+        return None
+    shape = getattr(references, "shape", None)
+    if shape is not None:                             # encoded latents (1, C, K, h, w)
+        return int(shape[2]) if len(shape) == 5 else None
+    try:
+        return len(references)
+    except TypeError:
+        return None
+
+
+def check_working_memory(model: LoadedModel, width: int, height: int, num_frames: int, references=None) -> bool:
+    """Warn (and return True) when this clip's forward needs clearly more activation memory than the memory plan
+    kept free at load time (the plan is made for the model's default clip; memory/estimate.py)."""
+    import math
+
+    import torch
+
+    from .memory.estimate import workload
+
+    mem = getattr(model, "memory", None)
+    plan = getattr(mem, "plan", None)
+    if plan is None or plan.on_cpu or not plan.working_bytes:
+        return False
+    work = workload(model.family, model.transformer,
+                    torch.empty((), dtype=model.dtype or torch.float32).element_size(), width, height, num_frames,
+                    _count_references(references))
+    if work is None or work.activation_bytes <= 1.1 * plan.working_bytes:
+        return False
+    extra = work.activation_bytes - plan.working_bytes
+    block = mem.sizes().block_bytes
+    if plan.mode.value == "sequential" or not block:
+        hint = "lower the size or the frame count"
+    else:
+        hint = (f"set blocks_to_swap about {plan.blocks_to_swap + math.ceil(extra / block)} on the loader "
+                f"(memory_mode block_swap), or lower the size or the frame count")
+    log.warning("IDVideo: a %dx%dx%d clip needs about %.1f GiB for one step's activations, more than the %.1f GiB "
+                "the memory plan kept free; if it runs out of memory, %s.", width, height, num_frames,
+                work.activation_bytes / 2 ** 30, plan.working_bytes / 2 ** 30, hint)
+    return True
 
 
 def _speed_options(model: LoadedModel, attention: str, compile_blocks: bool) -> None:

@@ -143,3 +143,28 @@ def test_planner_keeps_the_forward_free_on_a_12_gb_card(fake_cuda):
     old = resolve_mode("auto", sizes, CUDA, vram_state="normal", free_bytes=free)
     assert old.blocks_to_swap < plan.blocks_to_swap
     assert sizes.transformer - old.blocks_to_swap * sizes.block_bytes + sizes.block_bytes + work > free
+
+
+def test_sampler_warns_when_the_clip_outgrows_the_plans_reserve(consisid_folder, caplog):
+    """The plan is made at load for the default clip; a much larger clip gets a warning naming blocks_to_swap."""
+    from idvideo_core.backbones.consisid.loading import load_consisid
+    from idvideo_core.memory import MemoryPlan, ModelManager
+    from idvideo_core.runtime import check_working_memory
+
+    model = load_consisid(consisid_folder, "fp32", torch.device("cpu"))
+    c = model.transformer.config
+    w, h, f = c.sample_width * 8, c.sample_height * 8, c.sample_frames
+    reserve = default_workload("consisid", model.transformer, 4).activation_bytes
+    plan = MemoryPlan(MemoryMode.MODEL_OFFLOAD, torch.device("meta"), torch.device("cpu"), working_bytes=reserve)
+    model.memory = ModelManager(plan)
+    model.memory.add("transformer", model.transformer, blocks="transformer_blocks")
+    with caplog.at_level("WARNING", logger="idvideo"):
+        assert not check_working_memory(model, w, h, f)                 # the planned clip: quiet
+        assert not caplog.records
+        assert check_working_memory(model, 2 * w, 2 * h, 4 * f - 3)     # 4× the area, 4× the frames
+    msg = caplog.records[-1].getMessage()
+    assert "blocks_to_swap" in msg and f"{2 * w}x{2 * h}x{4 * f - 3}" in msg
+    cpu_plan = MemoryPlan(MemoryMode.GPU, torch.device("cpu"), torch.device("cpu"), on_cpu=True,
+                          working_bytes=reserve)
+    model.memory = ModelManager(cpu_plan)
+    assert not check_working_memory(model, 2 * w, 2 * h, 4 * f - 3)     # on the CPU nothing is planned

@@ -35,19 +35,22 @@ class Workload:
         return forward_activation_bytes(self.batch, self.tokens, self.dim, self.ffn_dim, self.dtype_bytes)
 
 
-def default_workload(family: str, transformer, dtype_bytes: int) -> Workload | None:
-    """The forward of the model's default clip: ConsisID 49 × 480 × 720 (its trained size, text joined), the Wan
-    models 81 × 480 × 832 with their references (Concat-ID: 1 frame, 2 branches; Phantom: 4 frames, 3 branches).
-    ``dtype_bytes``: the compute dtype's size (activations; fp8-stored weights compute in it). None when the model
-    does not say enough."""
-    cfg = getattr(transformer, "config", None)
+def workload(family: str, transformer, dtype_bytes: int, width: int, height: int, num_frames: int,
+             references: int | None = None) -> Workload | None:
+    """The batched forward of one denoising step for a ``width`` × ``height`` × ``num_frames`` clip.
+
+    ConsisID: 2 CFG branches, video tokens + 226 text tokens (joint attention). Wan: reference frames join the video
+    frames (Concat-ID: 1 by default, 2 branches; Phantom: up to 4, 3 branches). ``dtype_bytes``: the compute
+    dtype's size (fp8-stored weights compute in it). None when the model does not say enough.
+    """
     if family == "consisid":
+        cfg = getattr(transformer, "config", None)
         try:
             dim = cfg.num_attention_heads * cfg.attention_head_dim
             ffn = transformer.transformer_blocks[0].ff.net[0].proj.out_features
-            p = cfg.patch_size
-            frames = (cfg.sample_frames - 1) // cfg.temporal_compression_ratio + 1
-            tokens = frames * (cfg.sample_height // p) * (cfg.sample_width // p) + cfg.max_text_seq_length
+            p, t = cfg.patch_size, cfg.temporal_compression_ratio
+            frames = (num_frames - 1) // t + 1
+            tokens = frames * (height // 8 // p) * (width // 8 // p) + cfg.max_text_seq_length
         except (AttributeError, IndexError, TypeError):
             return None
         return Workload(2, tokens, dim, ffn, dtype_bytes)
@@ -59,7 +62,20 @@ def default_workload(family: str, transformer, dtype_bytes: int) -> Workload | N
         pt, ph, pw = cfg.patch_size
     except (AttributeError, TypeError, ValueError):
         return None
-    refs, batch = (4, 3) if "phantom" in family else (1, 2)
-    grid = (480 // 8 // ph) * (832 // 8 // pw)
-    tokens = ((81 - 1) // 4 + 1 + refs) // pt * grid
-    return Workload(batch, tokens, dim, ffn, dtype_bytes)
+    phantom = "phantom" in family
+    refs = (4 if phantom else 1) if references is None else int(references)
+    tokens = ((num_frames - 1) // 4 + 1 + refs) // pt * (height // 8 // ph) * (width // 8 // pw)
+    return Workload(3 if phantom else 2, tokens, dim, ffn, dtype_bytes)
+
+
+def default_workload(family: str, transformer, dtype_bytes: int) -> Workload | None:
+    """The forward of the model's default clip (what the loader plans for): ConsisID its trained size (from the
+    config; 49 × 480 × 720 for the published model), the Wan models 81 × 480 × 832 with their default references."""
+    if family == "consisid":
+        cfg = getattr(transformer, "config", None)
+        try:
+            w, h, f = cfg.sample_width * 8, cfg.sample_height * 8, cfg.sample_frames
+        except (AttributeError, TypeError):
+            return None
+        return workload(family, transformer, dtype_bytes, w, h, f)
+    return workload(family, transformer, dtype_bytes, 832, 480, 81)

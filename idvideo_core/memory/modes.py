@@ -50,6 +50,7 @@ class MemoryPlan:
     vae_slicing: bool = True            # decode one batch item at a time: free and exact
     offload_face_models: bool = True    # face models leave the device once the identity is encoded
     on_cpu: bool = False                # the compute device is the CPU: nothing moves at all
+    working_bytes: int = 0              # memory the plan keeps free for one forward's activations
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -123,7 +124,7 @@ def resolve_mode(requested: MemoryMode | str, model_bytes: int | ModelSizes, dev
         free_bytes = bridge.free_device_memory(dev)
     # the larger of the measured forward (memory/estimate.py, when the loader knows it) and a share of the free memory
     working = max(sizes.working, int(free_bytes * headroom) if free_bytes else 0)
-    plan = MemoryPlan(mode, dev, offload, reasons=reasons)
+    plan = MemoryPlan(mode, dev, offload, reasons=reasons, working_bytes=working)
 
     if mode is MemoryMode.AUTO:
         plan.mode = _auto_mode(sizes, state, free_bytes, working, reasons)
