@@ -1,0 +1,184 @@
+"""Full-size ConsisID and Wan-1.3B forwards traced on fake tensors: activation peak, FLOPs, the 12 GB plan.
+
+No GPU, no weights in memory, no compute: the real-size DiTs are built on fake tensors on a fake CUDA device and one
+batched-CFG forward is followed by ``MemTracker`` (live activations) and ``FlopCounterMode``. Attention runs as the
+flash kernel the GPU uses, so no N² score matrix is counted. These are predictions for a GPU, not measurements:
+
+    python -m tests.benchmarks.trace_full
+
+``tests/test_memory_estimate.py`` uses the same helpers to hold the planner's estimate to the traces.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+GIB = 1024 ** 3
+CUDA = torch.device("cuda")
+BF16 = dict(device=CUDA, dtype=torch.bfloat16)
+
+from .bench_consisid import FULL_CONSISID, WAN_1_3B  # noqa: E402  the benchmark's full-size configs
+
+CONSISID_FULL = FULL_CONSISID.transformer
+
+
+def _flash(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
+    if attn_mask is not None:
+        raise NotImplementedError("the traced forwards have no attention mask")
+    return torch.ops.aten._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal, False,
+                                                              scale=scale)[0]
+
+
+@contextlib.contextmanager
+def fake_cuda():
+    """Fake tensors on a fake CUDA device, SDPA as the flash kernel; raises RuntimeError where that is impossible."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    saved = F.scaled_dot_product_attention
+    F.scaled_dot_product_attention = _flash
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            torch.empty(1, device=CUDA)
+            yield
+    finally:
+        F.scaled_dot_product_attention = saved
+        torch.set_default_dtype(torch.float32)
+
+
+def build(cls, **config):
+    """A bf16 model with real shapes on the fake CUDA device (inside :func:`fake_cuda`)."""
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(CUDA):
+            return cls(**config).eval()
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def build_consisid():
+    from diffusers import ConsisIDTransformer3DModel
+
+    return build(ConsisIDTransformer3DModel, **CONSISID_FULL)
+
+
+def build_wan():
+    from diffusers import WanTransformer3DModel
+
+    from idvideo_core.backbones.wan.transformer import WanDiT
+
+    return WanDiT(build(WanTransformer3DModel, **WAN_1_3B))
+
+
+def consisid_step(tf, latent_frames: int = 13):
+    """(forward closure, tensors to track) for one batched-CFG ConsisID step through the pack's adapter."""
+    from diffusers import CogVideoXDPMScheduler
+
+    from idvideo_core.backbones.consisid.adapter import ConsisIDAdapter
+    from idvideo_core.sampling.steppers import make_stepper
+    from idvideo_core.testing.tiny_consisid import SCHEDULER_CONFIG
+    from idvideo_core.types import LocalIdentity
+
+    c = tf.config
+    sched = CogVideoXDPMScheduler.from_config(SCHEDULER_CONFIG)
+    sched.set_timesteps(50)
+    h, w = c.sample_height, c.sample_width
+    img = torch.zeros(1, latent_frames, c.out_channels, h, w, **BF16)
+    text = torch.zeros(1, c.max_text_seq_length, c.text_embed_dim, **BF16)
+    local = LocalIdentity(id_cond=torch.zeros(1, c.LFE_id_dim),
+                          id_vit_hidden=[torch.zeros(1, 577, c.LFE_vit_dim)] * c.LFE_num_scale)
+    ad = ConsisIDAdapter(tf, make_stepper(sched), text, text, img, local, 6.0)
+    x = torch.zeros(2, latent_frames, c.in_channels, h, w, **BF16)
+    t = torch.tensor([500, 500], device=CUDA)
+    return (lambda: ad.forward(x, t)), (tf, x, ad.text, ad.image_latents, ad.face_emb)
+
+
+def wan_step(dit, latent_frames: int = 21, h: int = 60, w: int = 104):
+    """(forward closure, tensors to track) for one batched-CFG Wan step (stock, no references)."""
+    x = torch.zeros(2, 16, latent_frames, h, w, **BF16)
+    ctx = torch.zeros(2, 512, 4096, **BF16)
+    t = torch.full((2,), 500.0, device=CUDA)
+    return (lambda: dit(x, t, ctx)), (dit, x, ctx)
+
+
+def activation_peak(fn, tracked) -> int:
+    """Peak bytes of live activations on the (fake) CUDA device while ``fn`` runs."""
+    from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
+
+    mt = MemTracker()
+    mt.track_external(*tracked)
+    with mt, torch.no_grad():
+        fn()
+    peak = mt.get_tracker_snapshot("peak")
+    dev = next(v for k, v in peak.items() if torch.device(k).type == "cuda")
+    return int(dev[_MemRefType.ACT])
+
+
+def flops(fn) -> dict[str, float]:
+    """FLOPs of ``fn`` by op (``total`` included)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        fn()
+    by_op = {str(op): float(n) for op, n in fc.get_flop_counts().get("Global", {}).items()}
+    by_op["total"] = float(fc.get_total_flops())
+    return by_op
+
+
+def plan_for(tf, free_bytes: int, working_bytes: int):
+    """(plan, sizes, resident bytes incl. one prefetched block) of ``auto`` for the transformer alone on a card with
+    ``free_bytes`` free; ``working_bytes`` 0 = the planner's fallback reserve (15 % of free)."""
+    from idvideo_core.memory.manager import model_sizes
+    from idvideo_core.memory.modes import ModelSizes, resolve_mode
+
+    sizes = model_sizes({"transformer": (tf, "transformer_blocks")})
+    sizes = ModelSizes(**{**sizes.__dict__, "working": working_bytes})
+    plan = resolve_mode("auto", sizes, CUDA, vram_state="normal", free_bytes=free_bytes)
+    prefetch = sizes.block_bytes if plan.blocks_to_swap else 0
+    resident = sizes.transformer - plan.blocks_to_swap * sizes.block_bytes + prefetch
+    return plan, sizes, resident
+
+
+def main() -> dict:
+    from idvideo_core.memory.estimate import default_workload, workload
+
+    out: dict = {}
+    with fake_cuda():
+        tf = build_consisid()
+        fn, tracked = consisid_step(tf)
+        est = default_workload("consisid", tf, 2).activation_bytes
+        out["consisid"] = dict(peak=activation_peak(fn, tracked), estimate=est, flops=flops(fn))
+        f = out["consisid"]["flops"]
+        print(f"ConsisID 49x480x720, 2 branches: activations {out['consisid']['peak'] / GIB:.2f} GiB traced, "
+              f"{est / GIB:.2f} GiB estimated; {f['total'] / 1e12:.0f} TFLOP per step "
+              f"(linears {(f.get('aten.addmm', 0) + f.get('aten.mm', 0)) / 1e12:.0f}, attention "
+              f"{f.get('aten._scaled_dot_product_flash_attention', 0) / 1e12:.0f}); 50 steps in 80 s need "
+              f"{50 * f['total'] / 80 / 1e12:.0f} TFLOP/s")
+        fn7, tracked7 = consisid_step(tf, 7)
+        print(f"  25x480x720 (9 676 tokens per branch): activations {activation_peak(fn7, tracked7) / GIB:.2f} GiB")
+        free = 12 * 10 ** 9
+        for label, work in (("15 % of free (the old rule)", 0), ("the traced estimate", est)):
+            plan, sizes, resident = plan_for(tf, free, work)
+            print(f"  12 GB free, reserve = {label}: {plan.mode.value}, {plan.blocks_to_swap} blocks swapped, "
+                  f"resident + prefetch {resident / GIB:.2f} GiB, predicted peak {(resident + est) / 1e9:.2f} GB")
+        dit = build_wan()
+        fn, tracked = wan_step(dit)
+        est_bytes = workload("wan", dit, 2, 832, 480, 81, references=0).activation_bytes
+        out["wan"] = dict(peak=activation_peak(fn, tracked), flops=flops(fn))
+        print(f"Wan-1.3B 81x480x832, 2 branches: activations {out['wan']['peak'] / GIB:.2f} GiB traced, "
+              f"{est_bytes / GIB:.2f} GiB estimated; {out['wan']['flops']['total'] / 1e12:.0f} TFLOP per step")
+        for frames, h, w, label in ((11, 60, 104, "41x480x832"), (21, 30, 52, "81x240x416")):
+            peak = activation_peak(*wan_step(dit, frames, h, w))
+            print(f"  {label} ({frames * h * w // 4} tokens per branch): activations {peak / GIB:.2f} GiB")
+    return out
+
+
+if __name__ == "__main__":
+    main()
