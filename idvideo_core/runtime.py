@@ -110,6 +110,9 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
 
     if weight_storage not in WEIGHT_STORAGE:
         raise InputError(f"Unknown weight storage '{weight_storage}'.", f"Choose one of: {', '.join(WEIGHT_STORAGE)}.")
+    if getattr(model, "memory", None) is not None:
+        model.memory.close()                  # a re-plan: the old manager's hooks must not outlive it
+        model.memory = None
     if weight_storage == "fp8_e4m3":
         report = quantize_module_fp8(model.transformer)
         model.options["weight_storage"] = weight_storage

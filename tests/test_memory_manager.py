@@ -174,3 +174,32 @@ def test_comfyui_is_asked_to_free_memory_and_empty_its_cache(monkeypatch):
     with mgr.use("eva"):                                             # 288 bytes: below the threshold
         pass
     assert calls == [("soft_empty_cache",)]
+
+
+def test_a_new_plan_on_the_same_model_removes_the_old_managers_hooks(monkeypatch):
+    """attach_memory twice on one model (a re-plan): the first manager's block-swap hooks must not keep firing."""
+    from idvideo_core import bridge
+    from idvideo_core.backbones.base import LoadedModel
+    from idvideo_core.runtime import attach_memory
+
+    monkeypatch.setattr(bridge, "vram_state", lambda: "normal")      # as ComfyUI reports a GPU without flags
+
+    p = parts()
+    model = LoadedModel(family="consisid", transformer=p["transformer"][0], vae=p["vae"][0], scheduler_config={},
+                        dtype=torch.float32, device=META)
+    attach_memory(model, "block_swap", blocks_to_swap=3)
+    first = model.memory
+    with first.use("transformer") as dit:
+        dit(x())
+    blocks = model.transformer.transformer_blocks
+    assert all(b._forward_pre_hooks for b in blocks)                  # the swapper drives the blocks
+    attach_memory(model, "model_offload")
+    assert model.memory is not first
+    assert not any(b._forward_pre_hooks or b._forward_hooks for b in blocks)
+    with model.memory.use("transformer") as dit:
+        assert dit(x()).device == META
+    moved = first.swapper("transformer").bytes_moved
+    assert moved > 0
+    with model.memory.use("transformer") as dit:
+        dit(x())
+    assert first.swapper("transformer").bytes_moved == moved          # the old swapper no longer moves anything

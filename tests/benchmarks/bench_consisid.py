@@ -287,6 +287,7 @@ def run_ours(cfg: BenchConfig, model, inp: Inputs, steps: int, threshold: float 
                     cache.stats if cache else None)
     if memory_mode is not None:
         res.extra["plan"] = model.memory.summary()
+        model.memory.close()          # hooks off, weights parked: the next mode starts clean (not from our hooks)
         model.memory = None
     return res
 
@@ -462,6 +463,7 @@ def bench_wan_full(steps: int, threshold: float, memory_modes=(), config: dict =
         mgr = plan_and_manage({"transformer": (base, "blocks")}, mode, dev)
         with mgr.use("transformer"):
             out[f"step_s_{mode}"], out[f"peak_mb_{mode}"] = loop()
+        mgr.close()                   # hooks off before the next mode's manager
         out[f"peak_mb_{mode}"] = out[f"peak_mb_{mode}"] or 0.0
     return out
 
