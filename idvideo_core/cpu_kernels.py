@@ -93,15 +93,19 @@ def _targets(module):
 
 
 @contextlib.contextmanager
-def onednn_linears(*modules):
+def onednn_linears(*modules, device=None):
     """Route the float32 CPU linears of ``modules`` through oneDNN inside the block; yields how many were routed.
+
+    ``device``: where the computation runs (the latents' device); anything but the CPU patches nothing, so GPU runs
+    pay no per-call check.
 
     Only exact ``nn.Linear`` / diffusers ``GELU`` instances are touched, by an instance-level ``forward`` that is
     removed again on exit (also on cancel or error); a module that already has an instance ``forward`` is left
     alone.
     """
     patched = []
-    if available():
+    on_cpu = device is None or str(device).startswith("cpu")
+    if on_cpu and available():
         for module in modules:
             if module is None:
                 continue

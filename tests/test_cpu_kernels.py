@@ -122,6 +122,15 @@ def test_the_denoising_loop_runs_its_modules_through_onednn():
     assert not any("forward" in m.__dict__ for m in model.modules())
 
 
+
+def test_nothing_is_patched_when_the_loop_runs_on_another_device():
+    model = _ffn_model()
+    with onednn_linears(model, device=torch.device("meta")) as n:     # a GPU run: no per-call check at all
+        assert n == 0 and not any("forward" in m.__dict__ for m in model.modules())
+    with onednn_linears(model, device="cpu") as n:
+        assert n == 5
+
+
 def test_compiled_code_keeps_inductors_own_kernels():
     """compile_blocks traces through the routed linears: they step aside (Inductor rejects the op on a weight it
     does not own) and the compiled result equals eager."""

@@ -31,7 +31,7 @@ def denoise(adapter: Adapter, stepper, latents, *, progress: Optional["bridge.Pr
 
     latent_dtype = latent_dtype or latents.dtype
     timesteps = stepper.timesteps
-    with torch.no_grad(), onednn_linears(*modules):
+    with torch.no_grad(), onednn_linears(*modules, device=latents.device):
         for i, t in enumerate(timesteps):
             bridge.check_interrupt()
             out = adapter.model_output(latents, t, i)
