@@ -280,7 +280,7 @@ def _speed_options(model: LoadedModel, attention: str, compile_blocks: bool) -> 
         log.warning("IDVideo: compile_blocks with block swap / sequential offload recompiles around the weight "
                     "moves and may be slower.")
     if compile_blocks and str(model.device).startswith("cpu"):
-        log.warning("IDVideo: compile_blocks on the CPU is slower than the default oneDNN linears (1.39x per step "
+        log.warning("IDVideo: compile_blocks on the CPU is slower than the default oneDNN linears (1.3-1.4x per step "
                     "in BENCHMARKS.md); it pays off on CUDA GPUs.")
     attn.compile_blocks(model.transformer, family, compile_blocks)
 
