@@ -136,6 +136,17 @@ def _parse_link(raw: Any, index: int) -> UiLink:
                   _text(ltype, f"{where}[5]", default="*"))
 
 
+def _by_id(raws: list, parse, kind: str) -> dict:
+    """Parse each entry of the ``{kind}s`` list and index it by id; a repeated id is an error."""
+    out: dict = {}
+    for i, raw in enumerate(raws):
+        item = parse(raw, i)
+        if item.id in out:
+            raise _bad(f"{kind}s[{i}]", f"repeats {kind} id {item.id}")
+        out[item.id] = item
+    return out
+
+
 def parse_ui_workflow(wf: Any) -> UiWorkflow:
     """Check the container structure of a UI-format workflow and return typed nodes and links."""
     if not isinstance(wf, Mapping):
@@ -149,18 +160,8 @@ def parse_ui_workflow(wf: Any) -> UiWorkflow:
         raise _bad("'nodes'", "is not a list")
     if not isinstance(raw_links, list):
         raise _bad("'links'", "is not a list")
-    nodes: dict[str, UiNode] = {}
-    for i, raw in enumerate(raw_nodes):
-        node = _parse_node(raw, i)
-        if node.id in nodes:
-            raise _bad(f"nodes[{i}]", f"repeats node id {node.id}")
-        nodes[node.id] = node
-    links: dict[int, UiLink] = {}
-    for i, raw in enumerate(raw_links):
-        link = _parse_link(raw, i)
-        if link.id in links:
-            raise _bad(f"links[{i}]", f"repeats link id {link.id}")
-        links[link.id] = link
+    nodes: dict[str, UiNode] = _by_id(raw_nodes, _parse_node, "node")
+    links: dict[int, UiLink] = _by_id(raw_links, _parse_link, "link")
     subgraphs = set()
     definitions = wf.get("definitions")
     if isinstance(definitions, Mapping) and isinstance(definitions.get("subgraphs"), list):
