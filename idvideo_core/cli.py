@@ -115,6 +115,14 @@ def vars_for_meta(args) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
 
 
+def add_comfyui_arguments(p: argparse.ArgumentParser) -> None:
+    """Which ComfyUI install's model folders to search (also found by itself when the pack is in its custom_nodes)."""
+    p.add_argument("--comfyui", type=Path, help="A ComfyUI folder: search its models/ folders and its "
+                   "extra_model_paths.yaml before IDVIDEO_MODELS_DIR (default: the ComfyUI this pack is installed in).")
+    p.add_argument("--extra-model-paths-config", type=Path, action="append", metavar="YAML",
+                   help="Another extra_model_paths.yaml to read, as ComfyUI's flag of that name. Repeatable.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="idvideo", description="Identity-preserving video generation (IDVideo).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -140,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-tiling", action="store_true")
     g.add_argument("--output", type=Path, default=Path("output"))
     g.add_argument("--prefix", default="IDVideo")
+    m = sub.add_parser("models", help="What each template and model family needs, where IDVideo looks for it and "
+                                      "what is there (exit 0 only when the named one can run).")
+    m.add_argument("--json", action="store_true", help="Machine-readable report.")
+    pick = m.add_mutually_exclusive_group()
+    pick.add_argument("--template", help="Only this template (a name from workflows/, e.g. single_identity_consisid).")
+    pick.add_argument("--model", help="Only this model family (consisid, concatid_wan, phantom_wan, wan).")
+    add_comfyui_arguments(m)
     r = sub.add_parser("run-workflow", help="Queue a workflow on a running ComfyUI and follow its progress.")
     r.add_argument("workflow", type=Path, help="Workflow JSON (UI format as saved by ComfyUI, or API format).")
     r.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address.")
@@ -162,6 +177,14 @@ def main(argv=None) -> int:
             return run_workflow_main(args)
         except IDVideoError as err:
             print(f"\nIDVideo: {err}", file=sys.stderr)
+            return 2
+    if args.command == "models":
+        from .setup_check import main as models_main
+
+        try:
+            return models_main(args)
+        except IDVideoError as err:
+            print(f"\n{err}", file=sys.stderr)
             return 2
     bridge.set_console_progress(_console_progress)
     try:

@@ -49,7 +49,108 @@ def register_folders() -> None:
 
 
 def search_dirs(key: str) -> list[Path]:
-    return bridge.folder_paths_for(key)
+    """Every folder searched for ``key``, in order (see :func:`search_locations`)."""
+    return [p for p, _origin in search_locations(key)]
+
+
+# ------------------------------------------------------------------------------- ComfyUI folders outside ComfyUI
+# The command line (``generate``, ``models``) can search a ComfyUI install's folders the way ComfyUI itself would:
+# ``<ComfyUI>/models/<sub>``, then the ``extra_model_paths.yaml`` entries, then ``IDVIDEO_MODELS_DIR``.
+_COMFYUI: dict = {"root": None, "yamls": ()}
+# ComfyUI's own names for two of its folders (folder_paths.map_legacy) and the default sub-folders of its keys.
+COMFY_LEGACY_KEYS = {"unet": "diffusion_models", "clip": "text_encoders"}
+COMFY_DEFAULT_SUBDIRS = {"diffusion_models": ("unet", "diffusion_models"), "text_encoders": ("text_encoders", "clip")}
+
+
+def use_comfyui(root: Path | str | None, extra_yamls: Sequence[Path | str] = ()) -> None:
+    """Search the model folders of the ComfyUI install at ``root`` (the CLI's ``--comfyui``); None = auto-detect."""
+    _COMFYUI["root"] = Path(root).expanduser().resolve() if root else None
+    _COMFYUI["yamls"] = tuple(Path(y).expanduser().resolve() for y in extra_yamls)
+
+
+def comfyui_root() -> Path | None:
+    """The ComfyUI install whose folders the CLI searches: ``--comfyui``, else the one this pack sits in
+    (``<ComfyUI>/custom_nodes/<pack>``), else None."""
+    if _COMFYUI["root"] is not None:
+        return _COMFYUI["root"]
+    import os
+
+    pack = Path(os.path.abspath(__file__)).parents[1]   # not resolved: a symlinked pack counts where it is linked
+    if pack.parent.name == "custom_nodes" and (pack.parent.parent / "folder_paths.py").is_file():
+        return pack.parent.parent
+    return None
+
+
+def extra_model_paths_files(root: Path | None = None) -> list[Path]:
+    """The yaml files ComfyUI reads: ``<ComfyUI>/extra_model_paths.yaml`` (when present) and ``--extra-model-paths``."""
+    root = root if root is not None else comfyui_root()
+    out = [root / "extra_model_paths.yaml"] if root is not None and (root / "extra_model_paths.yaml").is_file() else []
+    return out + [y for y in _COMFYUI["yamls"] if y not in out]
+
+
+def yaml_folders(yaml_path: Path, key: str) -> list[Path]:
+    """Folders an ``extra_model_paths.yaml`` gives ``key``, read as ComfyUI's ``utils/extra_config.py`` does
+    (``base_path`` joined, relative paths against the yaml's folder, one path per line, legacy names mapped)."""
+    import os
+
+    import yaml
+
+    from .errors import InputError
+
+    try:
+        data = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"Cannot read {yaml_path}: {exc}", "Fix the YAML (ComfyUI would not start with it either).") \
+            from exc
+    here = Path(yaml_path).parent
+    out: list[Path] = []
+    for section in data.values() if isinstance(data, dict) else []:
+        if not isinstance(section, dict):
+            continue
+        base = section.get("base_path")
+        if base:
+            base = os.path.expandvars(os.path.expanduser(str(base)))
+            if not os.path.isabs(base):
+                base = os.path.abspath(os.path.join(here, base))
+        for name, value in section.items():
+            if name in ("base_path", "is_default") or COMFY_LEGACY_KEYS.get(name, name) != key or value is None:
+                continue
+            for line in str(value).split("\n"):
+                line = os.path.expandvars(os.path.expanduser(line.strip()))
+                if not line:
+                    continue
+                full = os.path.join(base, line) if base else (line if os.path.isabs(line) else os.path.join(here, line))
+                out.append(Path(os.path.normpath(full)))
+    return out
+
+
+def search_locations(key: str) -> list[tuple[Path, str]]:
+    """(folder, where that folder comes from) for ``key``, in search order, without duplicates.
+
+    Inside ComfyUI: ``folder_paths`` (its models folder and every ``extra_model_paths.yaml`` entry). Outside (the
+    CLI): the ComfyUI install's ``models/<sub>`` and yaml entries when one is known (:func:`comfyui_root`), then
+    ``IDVIDEO_MODELS_DIR/<key>``.
+    """
+    out: list[tuple[Path, str]] = []
+    if bridge.in_comfyui():
+        base = bridge.models_dir()
+        for p in bridge.folder_paths_for(key):
+            out.append((p, "ComfyUI models folder" if base in p.parents else "extra_model_paths.yaml"))
+    else:
+        root = comfyui_root()
+        if root is not None:
+            subs = COMFY_DEFAULT_SUBDIRS.get(key, (FOLDER_KEYS.get(key, (key, ()))[0],))
+            out += [(root / "models" / s, f"ComfyUI models folder ({root})") for s in subs]
+        for y in extra_model_paths_files(root):
+            out += [(p, f"extra_model_paths.yaml ({y})") for p in yaml_folders(y, key)]
+        out += [(p, "IDVIDEO_MODELS_DIR") for p in bridge.folder_paths_for(key)]
+    seen: set[str] = set()
+    unique = []
+    for p, origin in out:
+        if str(p) not in seen:
+            seen.add(str(p))
+            unique.append((p, origin))
+    return unique
 
 
 def candidate_paths(candidates: Sequence[tuple[str, str]], extra_dirs: Iterable[Path | str] = ()) -> list[Path]:
@@ -130,8 +231,17 @@ def resolve_model_folder(key: str, name: str, marker: str = "model_index.json", 
 
         raise InputError(f"The model folder name '{name}' is not a folder inside ComfyUI's model folders.",
                          "Pick a folder from the list.")
-    return find_dir(f"the model folder '{name}'", [Path(d) / name for d in search_dirs(key)],
-                    published=published)
+    return find_dir(f"the model folder '{name}'", model_folder_candidates(key, name), published=published)
+
+
+def model_folder_candidates(key: str, name: str) -> list[Path]:
+    """Where a model folder chosen by name is looked for, in order."""
+    return [Path(d) / name for d in search_dirs(key)]
+
+
+def file_candidates(keys: Sequence[str], name: str) -> list[Path]:
+    """Where a file chosen in a loader combo is looked for, in order."""
+    return [Path(d) / name for k in keys for d in search_dirs(k)]
 
 
 WEIGHT_EXTS = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
@@ -161,4 +271,4 @@ def resolve_file(keys: Sequence[str], name: str, what: str, published: str | Non
 
         raise InputError(f"The model name '{name}' is not a file name inside ComfyUI's model folders.",
                          "Pick a file from the list.")
-    return find_file(what, [Path(d) / rel for k in keys for d in search_dirs(k)], published)
+    return find_file(what, file_candidates(keys, name), published)

@@ -334,6 +334,18 @@ def _identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:
 
 
 # --------------------------------------------------------------------------------------------- Wan family
+#: The model-folder keys each file of the Wan loader is looked up in (``models`` reports the same search).
+WAN_FILE_KEYS = {"dit": ("concatid", "diffusion_models"), "vae": ("vae",), "text_encoder": ("text_encoders",)}
+
+
+def wan_published(family: str) -> str:
+    """Where a Wan-family DiT is published."""
+    from . import paths
+
+    return paths.PUBLISHED.get({"phantom_wan": "phantom", "concatid_wan": "concatid_wan"}.get(family, "wan"),
+                               paths.PUBLISHED["wan"])
+
+
 def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=None, precision: str = "auto",
              memory_mode: str = "auto", blocks_to_swap: Optional[int] = None,
              weight_storage: str = "default") -> LoadedModel:
@@ -342,12 +354,11 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     from .backbones.wan.model import load_wan_model
 
     base = paths.resolve_model_folder("wan", base_folder, published=paths.PUBLISHED["wan"]) if base_folder else None
-    pub = paths.PUBLISHED["phantom" if family == "phantom_wan" else "concatid_wan" if family == "concatid_wan"
-                          else "wan"]
-    dit_p = paths.resolve_file(("concatid", "diffusion_models"), dit, "the DiT weights", pub) if dit else None
-    vae_p = paths.resolve_file(("vae",), vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
-    te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the UMT5 text encoder", paths.PUBLISHED["wan"])
-            if text_encoder else None)
+    pub = wan_published(family)
+    dit_p = paths.resolve_file(WAN_FILE_KEYS["dit"], dit, "the DiT weights", pub) if dit else None
+    vae_p = paths.resolve_file(WAN_FILE_KEYS["vae"], vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
+    te_p = (paths.resolve_file(WAN_FILE_KEYS["text_encoder"], text_encoder, "the UMT5 text encoder",
+                               paths.PUBLISHED["wan"]) if text_encoder else None)
     model = load_wan_model(family, base=base, dit=dit_p, vae=vae_p, text_encoder=te_p, precision=precision)
     return attach_memory(model, memory_mode, blocks_to_swap, weight_storage)
 

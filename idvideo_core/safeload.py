@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -31,12 +32,15 @@ def _unwrap(obj, path: Path) -> dict:
     raise CorruptFileError(path, f"it holds a {type(obj).__name__}, not a state dict of tensors")
 
 
-def load_pickle_weights(path: Path | str, published: str | None = None) -> dict:
+def load_pickle_weights(path: Path | str, published: str | None = None, mmap: bool = False) -> dict:
+    """``mmap=True`` maps the tensors instead of reading them (shapes and dtypes without the data; zip files only,
+    the legacy format is read whole)."""
     import torch
 
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+        mmap = bool(mmap) and zipfile.is_zipfile(path)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
@@ -70,18 +74,26 @@ def load_weights(path: Path | str, published: str | None = None) -> dict:
     raise CorruptFileError(path, f"unknown weights format '{path.suffix}'", published)
 
 
-def safetensors_keys(path: Path | str) -> list[str]:
-    """The tensor names of a safetensors file without loading it (read from its header)."""
+def read_safetensors_header(path: Path | str, published: str | None = None) -> tuple[int, dict, int]:
+    """(header length, header dict, file size) of a safetensors file: the one place its header is parsed."""
     path = Path(path)
     try:
+        size = path.stat().st_size
         with open(path, "rb") as fh:
             n = int.from_bytes(fh.read(8), "little")
-            if n <= 0 or n > 100_000_000:
+            if n <= 0 or n > min(size, 100_000_000):
                 raise ValueError("bad header length")
             header = json.loads(fh.read(n))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
     except (OSError, ValueError) as exc:
-        raise CorruptFileError(path, f"cannot read the safetensors header ({exc})") from exc
-    return [k for k in header if k != "__metadata__"]
+        raise CorruptFileError(path, f"cannot read the safetensors header ({exc})", published) from exc
+    return n, header, size
+
+
+def safetensors_keys(path: Path | str) -> list[str]:
+    """The tensor names of a safetensors file without loading it (read from its header)."""
+    return [k for k in read_safetensors_header(path)[1] if k != "__metadata__"]
 
 
 def read_json(path: Path | str) -> dict:
@@ -98,15 +110,10 @@ def check_safetensors_file(path: Path | str, published: str | None = None) -> li
     Catches the classic half-finished download before a multi-GB load fails with an obscure error.
     """
     path = Path(path)
+    n, header, size = read_safetensors_header(path, published)
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            if n <= 0 or n > min(size, 100_000_000):
-                raise ValueError("bad header length")
-            header = json.loads(fh.read(n))
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise CorruptFileError(path, f"cannot read the safetensors header ({exc})", published) from exc
     if 8 + n + end != size:
         raise CorruptFileError(path, f"the file is {size} bytes but its header describes {8 + n + end} bytes "
@@ -125,3 +132,64 @@ def check_model_folder_files(folder: Path | str, published: str | None = None) -
                                        published)
     for f in sorted(folder.glob("*.safetensors")):
         check_safetensors_file(f, published)
+
+
+# ------------------------------------------------------------------------------------- what a file holds, cheaply
+#: safetensors header dtype names → torch dtype names.
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+                      "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32",
+                      "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+@dataclass
+class WeightsInfo:
+    """A weights file as read from its header (safetensors) or its mapped pickle: no tensor data is read.
+
+    ``state`` maps names to tensors with the real shapes and dtypes (``meta`` tensors for safetensors, memory-mapped
+    ones for zip pickles), so the loaders' own key/shape checks can run on it.
+    """
+
+    path: Path
+    format: str                  # "safetensors" or "pickle"
+    state: dict
+    size: int
+
+    @property
+    def dtypes(self) -> dict[str, int]:
+        """dtype name → number of elements stored in it."""
+        out: dict[str, int] = {}
+        for t in self.state.values():
+            if hasattr(t, "dtype"):
+                name = str(t.dtype).replace("torch.", "")
+                out[name] = out.get(name, 0) + int(t.numel())
+        return out
+
+    @property
+    def dtype(self) -> str:
+        """The dtype holding most of the weights ("float16", "bfloat16", ...)."""
+        d = self.dtypes
+        return max(d, key=d.get) if d else "unknown"
+
+
+def inspect_weights(path: Path | str, published: str | None = None) -> WeightsInfo:
+    """Check a weights file the way the loaders do (header fits the file, pickle safe and complete) and describe it.
+
+    Raises the loaders' errors: :class:`CorruptFileError` (truncated, not that format), :class:`UnsafeFileError`.
+    """
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        check_safetensors_file(path, published)
+        _, header, size = read_safetensors_header(path, published)
+        state = {}
+        for k, v in header.items():
+            if k == "__metadata__":
+                continue
+            dtype = getattr(torch, SAFETENSORS_DTYPES.get(str(v.get("dtype")), "uint8"), torch.uint8)
+            state[k] = torch.empty(tuple(v.get("shape", ())), dtype=dtype, device="meta")
+        return WeightsInfo(path, "safetensors", state, size)
+    if path.suffix in PICKLE_EXTS:
+        state = load_pickle_weights(path, published, mmap=True)
+        return WeightsInfo(path, "pickle", state, path.stat().st_size)
+    raise CorruptFileError(path, f"unknown weights format '{path.suffix}'", published)

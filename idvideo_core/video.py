@@ -37,7 +37,7 @@ from .video_formats.encoders import EncodeJob, encode, metadata_strings
 log = logging.getLogger("idvideo")
 
 __all__ = ["SavedVideo", "SaveTarget", "VideoFormat", "write_video", "read_video_metadata", "frames_to_uint8",
-           "preview_ui", "resolve_target", "next_counter", "format_names", "get_format", "load_formats"]
+           "preview_ui", "resolve_target", "next_counter", "format_names", "get_format", "load_formats", "read_frames"]
 
 DEFAULT_PREFIX = "IDVideo"
 COUNTER_DIGITS = 5
@@ -73,6 +73,10 @@ def preview_ui(saved: SavedVideo) -> dict:
     The ComfyUI frontend shows ``.mp4``/``.webm`` entries of an animated ``images`` list as a video player and a
     ``.gif`` as an animated image.
     """
+    if saved.mime.startswith("image/") and saved.mime != "image/gif":      # a frame folder: show its frames
+        entries = [dict(saved.ui_entry(), filename=sequence_frame_name(i, saved.filename.rsplit(".", 1)[-1]))
+                   for i in range(saved.frame_count)]
+        return {"images": entries, "animated": (False,)}
     return {"images": [saved.ui_entry()], "animated": (True,)}
 
 
@@ -362,6 +366,8 @@ def write_video(frames, fps: float = 8, format: str = "h264-mp4", filename_prefi
     base_dir = Path(output_dir)
     target = resolve_target(filename_prefix, base_dir, width, height)
     _prepare_folder(target, base_dir)
+    if fmt.is_sequence:
+        return _write_sequence(fmt, frames, rate, target, metadata, folder_type, progress, node_id)
 
     tmp = target.folder / f".{target.name}.{uuid.uuid4().hex[:12]}.{fmt.extension}.part"
     try:
@@ -410,6 +416,89 @@ def write_video(frames, fps: float = 8, format: str = "h264-mp4", filename_prefi
     return SavedVideo(path=final, subfolder=target.subfolder, filename=final.name, format=fmt.name, frame_count=n,
                       fps=float(rate), width=width + pad_w, height=height + pad_h, folder_type=folder_type,
                       mime=fmt.mime, padded=bool(pad_h or pad_w))
+
+
+# ----------------------------------------------------------------------------------------------- frame folders
+SEQUENCE_SUFFIX = "_frames"
+
+
+def sequence_frame_name(index: int, extension: str = "png") -> str:
+    """``frame_00001.png`` for the first frame (1-based, like the video's frame numbers in players)."""
+    return f"frame_{index + 1:0{COUNTER_DIGITS}d}.{extension}"
+
+
+def _write_sequence(fmt: VideoFormat, frames, rate: Fraction, target: SaveTarget, metadata: Optional[dict],
+                    folder_type: str, progress: bool, node_id: Optional[str]) -> SavedVideo:
+    """Frames as ``<name>_NNNNN_frames/frame_00001.png``...: written into a hidden folder, then renamed (a rename
+    onto an existing folder fails, so nothing is ever merged into or replaces an earlier result)."""
+    import shutil
+
+    from PIL import Image, PngImagePlugin
+
+    n, height, width = int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2])
+    tmp = target.folder / f".{target.name}.{uuid.uuid4().hex[:12]}{SEQUENCE_SUFFIX}.part"
+    bar = bridge.Progress(n, "Writing frames", node_id=node_id) if progress else None
+    level = int(fmt.options.get("compress_level", 4))
+    try:
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise _unwritable(target.folder, exc) from exc
+        info = None
+        if fmt.metadata and metadata:
+            info = PngImagePlugin.PngInfo()
+            for key, value in metadata_strings(metadata).items():
+                info.add_text(key, value)
+        for i, rgb in enumerate(_iter_uint8(frames, 0, 0)):
+            try:
+                Image.fromarray(rgb, "RGB").save(tmp / sequence_frame_name(i, fmt.extension), format="PNG",
+                                                 compress_level=level, pnginfo=info if i == 0 else None)
+            except OSError as exc:
+                raise _write_failed(fmt, target, exc, exc) from exc
+            if bar is not None:
+                bar.update(1)
+        counter = next_counter(target.folder, target.name)
+        for _ in range(_PUBLISH_ATTEMPTS):
+            final = target.folder / f"{target.name}_{counter:0{COUNTER_DIGITS}d}{SEQUENCE_SUFFIX}"
+            if final.exists():
+                counter += 1
+                continue
+            try:
+                os.rename(tmp, final)      # fails if another writer created ``final`` meanwhile (non-empty folder)
+            except OSError as exc:
+                if final.exists():
+                    counter += 1
+                    continue
+                raise _unwritable(target.folder, exc) from exc
+            break
+        else:
+            raise OutputWriteError(f"Could not find a free folder name for {target.name} in {target.folder}.",
+                                   "Use another filename prefix.")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    sub = "/".join(p for p in (target.subfolder, final.name) if p)
+    return SavedVideo(path=final, subfolder=sub, filename=sequence_frame_name(0, fmt.extension), format=fmt.name,
+                      frame_count=n, fps=float(rate), width=width, height=height, folder_type=folder_type,
+                      mime=fmt.mime)
+
+
+def read_frames(path: Path | str) -> np.ndarray:
+    """Decode a written result back to uint8 RGB frames [N, H, W, 3]: a frame folder, an image file or a video."""
+    path = Path(path)
+    if path.is_dir():
+        from PIL import Image
+
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+        return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    from .errors import require
+
+    av = require("av", "Reading videos", "av")
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 # ------------------------------------------------------------------------------------------------------ reading

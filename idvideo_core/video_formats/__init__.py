@@ -18,7 +18,7 @@ from ..errors import InputError, OutputWriteError
 FORMATS_DIR = Path(__file__).resolve().parent
 
 #: Encoder back-ends a format file may name (see :mod:`.encoders`).
-ENCODERS = ("pyav", "pillow-gif")
+ENCODERS = ("pyav", "pillow-gif", "png-sequence")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class VideoFormat:
     @property
     def is_video(self) -> bool:
         return self.mime.startswith("video/")
+
+    @property
+    def is_sequence(self) -> bool:
+        """One image file per frame in a folder (``png-sequence``), not one file."""
+        return self.container == "folder"
 
 
 def _str_dict(value, what: str, path: Path) -> dict:

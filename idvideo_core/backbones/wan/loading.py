@@ -66,11 +66,9 @@ def _cast(sd: dict, dtype) -> dict:
             if v.is_floating_point() else v for k, v in sd.items()}
 
 
-def dit_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict") -> WanDiT:
-    """A :class:`WanDiT` from a state dict in original or diffusers names, with or without Concat-ID extras."""
-    from diffusers import WanTransformer3DModel
-    from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
-
+def check_dit_state_dict(sd: dict, source: str | Path = "state dict") -> tuple[dict, dict, dict]:
+    """The loader's checks of a Wan DiT state dict (also run on header-only tensors by ``models``): returns
+    (diffusers-named base weights, Concat-ID extras, ``WanTransformer3DModel`` config) or raises WrongModelError."""
     from ..detect import family_from_keys
 
     other = family_from_keys(sd.keys())
@@ -93,7 +91,15 @@ def dit_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "sta
         raise WrongModelError(f"{source} has keys IDVideo does not know for a Wan2.1 DiT: {exc.keys[:5]}",
                               "Pick a Wan2.1 T2V / Concat-ID-Wan / Phantom-Wan checkpoint.") from exc
     base_sd, extra_sd = K.split_concatid_extras(dsd)
-    cfg = infer_transformer_config(base_sd)
+    return base_sd, extra_sd, infer_transformer_config(base_sd)
+
+
+def dit_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict") -> WanDiT:
+    """A :class:`WanDiT` from a state dict in original or diffusers names, with or without Concat-ID extras."""
+    from diffusers import WanTransformer3DModel
+    from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+
+    base_sd, extra_sd, cfg = check_dit_state_dict(sd, source)
     with torch.device("meta"):
         model = WanTransformer3DModel(**cfg)
     try:
@@ -140,18 +146,23 @@ def _dit_from_folder(folder: Path, dtype) -> WanDiT:
 
 
 # ------------------------------------------------------------------------------------------------- VAE
+def check_vae_keys(keys, source: str | Path = "state dict") -> str:
+    """``original`` or ``diffusers`` for a Wan2.1 VAE's keys (ComfyUI prefixes ignored), else WrongModelError."""
+    fmt = K.detect_vae_format(keys)
+    if fmt not in ("original", "diffusers"):
+        raise WrongModelError(f"{source} is not a Wan2.1 VAE (detected from its keys).",
+                              "Pick wan_2.1_vae.safetensors (ComfyUI) or the vae/ folder of the diffusers repo.")
+    return fmt
+
+
 def vae_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict"):
     from diffusers import AutoencoderKLWan
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
     _, strip = K.strip_prefix(sd.keys())
     sd = {s: sd[o] for s, o in strip.items()}
-    fmt = K.detect_vae_format(sd.keys())
-    if fmt == "original":
+    if check_vae_keys(sd.keys(), source) == "original":
         sd = convert_wan_vae_to_diffusers(dict(sd))
-    elif fmt != "diffusers":
-        raise WrongModelError(f"{source} is not a Wan2.1 VAE (detected from its keys).",
-                              "Pick wan_2.1_vae.safetensors (ComfyUI) or the vae/ folder of the diffusers repo.")
     base_dim = int(sd["encoder.conv_in.weight"].shape[0])
     z_dim = int(sd["post_quant_conv.weight"].shape[0])
     with torch.device("meta"):

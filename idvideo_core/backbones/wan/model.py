@@ -29,6 +29,13 @@ def _pick(explicit, base: Optional[Path], sub: str, what: str) -> Path:
                             "Give the Wan2.1-T2V-1.3B-Diffusers folder or the ComfyUI single file.")
 
 
+def check_dit_fits_family(family: str, has_adaln: bool) -> None:
+    """Concat-ID's AdaLN extras only make sense in the Concat-ID family."""
+    if has_adaln and family != "concatid_wan":
+        raise WrongModelError("This DiT carries Concat-ID AdaLN weights (time_projection_ref / modulation_ref).",
+                              "Load it as Concat-ID-Wan.")
+
+
 def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = None, dit: Optional[str | Path] = None,
                    vae: Optional[str | Path] = None, text_encoder: Optional[str | Path] = None,
                    tokenizer: Optional[str | Path] = None, precision: str = "auto", device=None,
@@ -42,9 +49,7 @@ def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = No
         raise MissingModelError("the Wan2.1 diffusers folder", [base_p], paths.PUBLISHED["wan"])
 
     transformer = load_dit(_pick(dit, base_p, "transformer", "the Wan DiT"), dtype)
-    if transformer.adaln is not None and family != "concatid_wan":
-        raise WrongModelError("This DiT carries Concat-ID AdaLN weights (time_projection_ref / modulation_ref).",
-                              "Load it as Concat-ID-Wan.")
+    check_dit_fits_family(family, transformer.adaln is not None)
     vae_m = load_vae(_pick(vae, base_p, "vae", "the Wan VAE"), dtype)
     te = tok = None
     if load_text_encoder_too:

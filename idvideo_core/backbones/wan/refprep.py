@@ -67,10 +67,14 @@ class FaceParser:
 def find_face_parsing_folder(name: Optional[str | Path] = None) -> Path:
     if name and Path(name).is_dir():
         return Path(name)
+    return paths.find_dir("the face-parsing model folder", face_parsing_candidates(name),
+                          must_contain=("config.json",), published=PARSING_PUBLISHED)
+
+
+def face_parsing_candidates(name: Optional[str | Path] = None) -> list[Path]:
+    """Where the face-parsing folder is looked for, in order."""
     rels = [name] if name else list(PARSING_CANDIDATES)
-    cands = [Path(d) / r for key in ("concatid", "idvideo") for d in paths.search_dirs(key) for r in rels]
-    return paths.find_dir("the face-parsing model folder", cands, must_contain=("config.json",),
-                          published=PARSING_PUBLISHED)
+    return [Path(d) / r for key in ("concatid", "idvideo") for d in paths.search_dirs(key) for r in rels]
 
 
 def parsing_mask(labels: np.ndarray) -> tuple[np.ndarray, float]:
