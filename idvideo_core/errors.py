@@ -5,17 +5,43 @@ it. Node wrappers and the CLI show that message alone, never a raw traceback.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 
+_OPTION = re.compile(r"\u2039([A-Za-z0-9_]+)\u203a")
+
+
+def option(name: str) -> str:
+    """Name a node input / command-line option inside a message: rendered as the widget name ('num_frames') inside
+    ComfyUI and as the flag (--frames) on the command line (see :meth:`IDVideoError.render`)."""
+    return f"\u2039{name}\u203a"
+
+
+def widget_name(name: str) -> str:
+    return f"'{name}'"
+
+
+def render_options(text: str, name_option=widget_name) -> str:
+    return _OPTION.sub(lambda m: name_option(m.group(1)), text)
+
+
 class IDVideoError(Exception):
-    """A problem the user can fix. ``str(err)`` is the whole message shown to the user."""
+    """A problem the user can fix. ``str(err)`` is the whole message shown to the user.
+
+    One error, two renderings: options named with :func:`option` read as widget names by default (ComfyUI shows
+    ``str(err)``) and as flags when the command line calls ``err.render(flag_of)``.
+    """
 
     def __init__(self, message: str, fix: str | None = None):
         self.problem = message
         self.fix = fix
-        super().__init__(message if not fix else f"{message}\nFix: {fix}")
+        super().__init__(self.render())
+
+    def render(self, name_option=widget_name) -> str:
+        text = self.problem if not self.fix else f"{self.problem}\nFix: {self.fix}"
+        return render_options(text, name_option)
 
 
 class MissingModelError(IDVideoError):
@@ -26,12 +52,13 @@ class MissingModelError(IDVideoError):
         self.searched = [str(p) for p in searched]
         lines = [f"IDVideo could not find {what}. Searched:"]
         lines += [f"  - {p}" for p in self.searched] or ["  (no search locations configured)"]
-        fix = "Put the file in one of the folders above"
+        fix = f"Put the {'folder' if 'folder' in what else 'file'} in one of the folders above"
         if published:
             fix += f" (it is published at {published})"
         fix += "; IDVideo never downloads anything."
         if extra:
             fix += " " + extra
+        fix += " `python -m idvideo_core models` lists every file IDVideo needs and where to put it."
         super().__init__("\n".join(lines), fix)
 
 

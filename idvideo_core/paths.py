@@ -62,6 +62,16 @@ COMFY_LEGACY_KEYS = {"unet": "diffusion_models", "clip": "text_encoders"}
 COMFY_DEFAULT_SUBDIRS = {"diffusion_models": ("unet", "diffusion_models"), "text_encoders": ("text_encoders", "clip")}
 
 
+_EXTRA_FOLDERS: dict[str, list[tuple[Path, str]]] = {}
+
+
+def add_search_folder(key: str, folder: Path | str, origin: str) -> None:
+    """Search ``folder`` first for ``key`` (the CLI: the folder of a file given by path, e.g. ``--dit``)."""
+    entry = (Path(folder), origin)
+    if entry not in _EXTRA_FOLDERS.setdefault(key, []):
+        _EXTRA_FOLDERS[key].append(entry)
+
+
 def use_comfyui(root: Path | str | None, extra_yamls: Sequence[Path | str] = ()) -> None:
     """Search the model folders of the ComfyUI install at ``root`` (the CLI's ``--comfyui``); None = auto-detect."""
     _COMFYUI["root"] = Path(root).expanduser().resolve() if root else None
@@ -131,7 +141,7 @@ def search_locations(key: str) -> list[tuple[Path, str]]:
     CLI): the ComfyUI install's ``models/<sub>`` and yaml entries when one is known (:func:`comfyui_root`), then
     ``IDVIDEO_MODELS_DIR/<key>``.
     """
-    out: list[tuple[Path, str]] = []
+    out: list[tuple[Path, str]] = list(_EXTRA_FOLDERS.get(key, ()))
     if bridge.in_comfyui():
         base = bridge.models_dir()
         for p in bridge.folder_paths_for(key):

@@ -132,7 +132,7 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
                             torch.empty((), dtype=model.dtype or torch.float32).element_size())
     model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap,
                                    working_bytes=work.activation_bytes if work else 0)
-    log.info("IDVideo memory plan:\n%s", model.memory.summary())
+    log.info("%s", model.memory.summary())      # the summary starts with its own "IDVideo memory plan:" header
     return model
 
 
@@ -217,14 +217,39 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
                                                     enabled=progress):
             frames = decode_consisid(model, latents, tiling=vae_tiling)
         bridge.soft_empty_cache()
+        _keep_latents(latents)
         return (frames, latents) if return_latents else frames
     from .backbones.wan.runtime import generate as wan_generate
 
-    return wan_generate(model, text, width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
-                        seed=seed, references=references, vae_tiling=vae_tiling, node_id=node_id,
-                        progress=progress, using=_using, return_latents=return_latents,
-                        preview=sampler_previewer(model.family) if progress else None,
-                        cache_threshold=cache_threshold)
+    out = wan_generate(model, text, width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
+                       seed=seed, references=references, vae_tiling=vae_tiling, node_id=node_id,
+                       progress=progress, using=_using, return_latents=return_latents or bool(_LATENT_SINKS),
+                       preview=sampler_previewer(model.family) if progress else None,
+                       cache_threshold=cache_threshold)
+    if return_latents or _LATENT_SINKS:
+        _keep_latents(out[1])
+        return out if return_latents else out[0]
+    return out
+
+
+_LATENT_SINKS: list[list] = []
+
+
+@contextlib.contextmanager
+def capture_latents():
+    """Collect the final (denoised, not yet decoded) latents of every :func:`generate` call inside the block, on the
+    CPU (the CLI's ``--save-latents``)."""
+    got: list = []
+    _LATENT_SINKS.append(got)
+    try:
+        yield got
+    finally:
+        _LATENT_SINKS.remove(got)
+
+
+def _keep_latents(latents) -> None:
+    for sink in _LATENT_SINKS:
+        sink.append(latents.detach().to("cpu"))
 
 
 def _count_references(references) -> Optional[int]:

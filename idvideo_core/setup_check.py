@@ -65,6 +65,7 @@ class Requirement:
     check: Callable[[Path], tuple[str, Optional[str]]]     # path -> (format, dtype); raises the loader's errors
     folder: bool = False
     hint: Callable[[list[Path]], Optional[str]] = lambda cands: None
+    quick: Optional[Callable[[Path], tuple[str, Optional[str]]]] = None   # header-only variant (no weights read)
 
 
 # --------------------------------------------------------------------------------------------------- origins
@@ -225,6 +226,29 @@ def _check_face_parsing(path: Path):
     return "transformers folder", _folder_dtype(path)
 
 
+def _exists(path: Path):
+    return ("onnx" if path.suffix == ".onnx" else path.suffix.lstrip(".") or "folder"), None
+
+
+def _header_only(published_key: str):
+    def check(path: Path):
+        from .safeload import inspect_weights
+
+        info = inspect_weights(path, paths.PUBLISHED[published_key])
+        return info.format, info.dtype
+    return check
+
+
+def _check_face_parsing_files(path: Path):
+    from .backbones.wan.refprep import PARSING_PUBLISHED
+    from .safeload import check_model_folder_files
+
+    if not (path / "config.json").is_file():
+        raise MissingModelError("the face-parsing config.json", [path / "config.json"], PARSING_PUBLISHED)
+    check_model_folder_files(path, PARSING_PUBLISHED)
+    return "transformers folder", _folder_dtype(path)
+
+
 # ------------------------------------------------------------------------------------- requirements of loaders
 def face_stack(consisid_folder: Optional[Path] = None) -> list[Requirement]:
     """What 'IDVideo Face Models Loader' opens (faces/locate.py's search lists, in its order)."""
@@ -240,19 +264,19 @@ def face_stack(consisid_folder: Optional[Path] = None) -> list[Requirement]:
                     _check_onnx(_arcface), hint=L._nested_hint),
         Requirement(f"{L.RETINAFACE_FILE} (face aligner)", "facexlib RetinaFace",
                     L.facexlib_candidates(L.RETINAFACE_FILE, consisid_folder), pub["facexlib"],
-                    _check_facexlib("load_retinaface")),
+                    _check_facexlib("load_retinaface"), quick=_header_only("facexlib")),
         Requirement(f"{L.BISENET_FILE} (face parser)", "facexlib BiSeNet",
                     L.facexlib_candidates(L.BISENET_FILE, consisid_folder), pub["facexlib"],
-                    _check_facexlib("load_bisenet")),
+                    _check_facexlib("load_bisenet"), quick=_header_only("facexlib")),
         Requirement(f"{L.EVA_FILE} (EVA-CLIP face encoder)", "EVA02-CLIP", L.eva_candidates(consisid_folder),
-                    pub["eva_clip"], _check_eva),
+                    pub["eva_clip"], _check_eva, quick=_check_eva),
     ]
 
 
 def consisid_model(name: str) -> list[Requirement]:
     return [Requirement(f"ConsisID model folder '{name}'", "ConsisID diffusers folder",
                         paths.model_folder_candidates("consisid", name), paths.PUBLISHED["consisid"],
-                        _check_consisid_folder, folder=True)]
+                        _check_consisid_folder, folder=True, quick=_check_consisid_folder)]
 
 
 def wan_model(family: str, base: Optional[str], dit: Optional[str], vae: Optional[str],
@@ -265,14 +289,14 @@ def wan_model(family: str, base: Optional[str], dit: Optional[str], vae: Optiona
     if base:
         out.append(Requirement(f"Wan2.1 base folder '{base}'", "Wan diffusers folder",
                                paths.model_folder_candidates("wan", base), pub["wan"], _check_wan_folder,
-                               folder=True))
+                               folder=True, quick=_check_wan_folder))
     files = {"dit": (dit, "DiT weights", _check_wan_dit(family, wan_published(family)), wan_published(family)),
              "vae": (vae, "Wan VAE", _check_wan_vae, pub["wan"]),
              "text_encoder": (text_encoder, "UMT5 text encoder", _check_umt5, pub["wan"])}
     for part, (name, label, check, where) in files.items():
         if name:
             out.append(Requirement(f"{label} '{name}'", label, paths.file_candidates(WAN_FILE_KEYS[part], name),
-                                   where, check))
+                                   where, check, quick=check))
     return out
 
 
@@ -280,7 +304,8 @@ def face_parsing() -> list[Requirement]:
     from .backbones.wan.refprep import PARSING_PUBLISHED, face_parsing_candidates
 
     return [Requirement("face-parsing folder (Concat-ID face masks)", "Segformer face parser",
-                        face_parsing_candidates(), PARSING_PUBLISHED, _check_face_parsing, folder=True)]
+                        face_parsing_candidates(), PARSING_PUBLISHED, _check_face_parsing, folder=True,
+                        quick=_check_face_parsing_files)]
 
 
 # --------------------------------------------------------------------------------------------------- evaluate
@@ -293,7 +318,10 @@ def _partial(cands: list[Path]) -> Optional[Path]:
     return None
 
 
-def evaluate(req: Requirement) -> FileReport:
+def evaluate(req: Requirement, quick: bool = False) -> FileReport:
+    """Search and check one requirement. ``quick``: only the checks that read no weights (headers, configs, zip
+    directories): what ``generate`` runs before loading anything; the face models' ONNX files are then opened by the
+    face models loader itself, first."""
     exists = (lambda p: p.is_dir()) if req.folder else (lambda p: p.is_file())
     rep = FileReport(what=req.what, kind=req.kind, published=req.published,
                      searched=[Searched(str(c), origin_of(c), exists(c)) for c in req.candidates])
@@ -312,7 +340,8 @@ def evaluate(req: Requirement) -> FileReport:
         return rep
     rep.path, rep.size_bytes = str(hit), _size(hit)
     try:
-        rep.format, rep.dtype = req.check(hit)
+        check = (req.quick or _exists) if quick else req.check
+        rep.format, rep.dtype = check(hit)
         rep.status = OK
         return rep
     except UnsafeFileError as err:
@@ -424,6 +453,19 @@ def family_nodes(tpls: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tupl
             if fam not in out:
                 out[fam] = [("IDVWanModelLoader", dict(wan_base, family=label,
                                                       dit=_module_attr("IDVWanModelLoader", "FROM_BASE", None)))]
+    return out
+
+
+def family_templates(folder: Path = TEMPLATES_DIR) -> dict[str, Optional[Path]]:
+    """Each model family and the template that runs it (None for a family no template uses)."""
+    out: dict[str, Optional[Path]] = {}
+    for p in sorted(folder.glob("*.json")):
+        nodes = loader_nodes(json.loads(p.read_text(encoding="utf-8")))
+        _, fams = requirements_of([n for n in nodes if n[0] in ("IDVConsisIDModelLoader", "IDVWanModelLoader")])
+        for fam in fams:
+            out.setdefault(fam, p)
+    for fam in _module_attr("IDVWanModelLoader", "FAMILY_LABELS", {}).values():
+        out.setdefault(fam, None)
     return out
 
 

@@ -30,7 +30,7 @@ from typing import BinaryIO, Iterator, Optional
 import numpy as np
 
 from . import bridge
-from .errors import IDVideoError, InputError, OutputWriteError
+from .errors import IDVideoError, InputError, OutputWriteError, option
 from .video_formats import VideoFormat, format_names, get_format, load_formats
 from .video_formats.encoders import EncodeJob, encode, metadata_strings
 
@@ -120,7 +120,8 @@ def _check_fps(fps) -> Fraction:
     except (TypeError, ValueError):
         value = float("nan")
     if not (0.0 < value <= 1000.0):
-        raise InputError(f"Frame rate {fps!r} is out of range.", "Use a frame rate between 0.01 and 1000 (e.g. 8 "
+        raise InputError(f"The frame rate ({option('frame_rate')}) {fps!r} is out of range.",
+                         "Use a frame rate between 0.01 and 1000 (e.g. 8 "
                          "for CogVideoX/ConsisID, 16 for Wan).")
     # Millisecond precision like ComfyUI core: 23.976 stays 23.976, not a 50-digit binary fraction.
     return Fraction(round(value * 1000), 1000)
@@ -132,7 +133,7 @@ def _check_crf(fmt: VideoFormat, crf) -> Optional[int]:
     if crf is None or int(crf) < 0:
         return fmt.crf.default
     if not (fmt.crf.min <= int(crf) <= fmt.crf.max):
-        raise InputError(f"crf {crf} is out of range for {fmt.name}.",
+        raise InputError(f"{option('crf')} {crf} is out of range for {fmt.name}.",
                          f"Use {fmt.crf.min}..{fmt.crf.max} (lower = better quality), or -1 for the default "
                          f"({fmt.crf.default}).")
     return int(crf)
@@ -163,7 +164,7 @@ def _expand_vars(prefix: str, width: int, height: int) -> str:
 
 
 def _refuse(prefix: str, why: str) -> InputError:
-    return InputError(f"The filename prefix {prefix!r} is not allowed: {why}.",
+    return InputError(f"The filename prefix ({option('filename_prefix')}) {prefix!r} is not allowed: {why}.",
                       "Use a name like 'IDVideo' or 'video/IDVideo' (subfolders inside the output folder only).")
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError, OutputWriteError
+from ..errors import InputError, OutputWriteError, option
 
 FORMATS_DIR = Path(__file__).resolve().parent
 
@@ -134,5 +134,5 @@ def format_names() -> list[str]:
 def get_format(name: str) -> VideoFormat:
     formats = load_formats()
     if name not in formats:
-        raise InputError(f"Unknown video format '{name}'.", f"Choose one of: {', '.join(formats)}.")
+        raise InputError(f"Unknown video format ({option('format')}) '{name}'.", f"Choose one of: {', '.join(formats)}.")
     return formats[name]

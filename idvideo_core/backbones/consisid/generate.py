@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ... import bridge
-from ...errors import InputError
+from ...errors import InputError, option
 from ...sampling import denoise
 from ...sampling.steppers import make_stepper
 from ...types import GlobalIdentity, LocalIdentity, TextEmbeds
@@ -54,10 +54,12 @@ def check_settings(model: LoadedModel, s: ConsisIDSettings) -> ConsisIDSettings:
     if fixed is not None and (s.width, s.height) != fixed:
         raise InputError(
             f"This ConsisID model only generates {fixed[0]}×{fixed[1]} (its positional embedding is learned for that "
-            f"size); {s.width}×{s.height} was asked for.", f"Set width={fixed[0]} and height={fixed[1]}.")
+            f"size); {s.width}×{s.height} was asked for.",
+            f"Set {option('width')} to {fixed[0]} and {option('height')} to {fixed[1]}.")
     unit = spatial * model.transformer.config.patch_size
     if s.width % unit or s.height % unit:
-        raise InputError(f"width and height must be multiples of {unit} (got {s.width}×{s.height}).",
+        raise InputError(f"{option('width')} and {option('height')} must be multiples of {unit} (got "
+                         f"{s.width}×{s.height}).",
                          f"Use for example {s.width // unit * unit}×{s.height // unit * unit}.")
     if s.num_frames < 1:
         raise InputError("num_frames must be at least 1.", "Use 49 frames (the reference default).")

@@ -29,20 +29,30 @@ def method_of(model) -> str:
     return PHANTOM if model.family == "phantom_wan" else CONCATID
 
 
+def check_clip(cfg: float, num_frames: int) -> int:
+    """Guidance range and the frame rule (4k+1, snapped with a warning); run before loading by the CLI too."""
+    from ...errors import InputError, option
+
+    if not (1.0 <= float(cfg) <= 30.0):
+        raise InputError(f"{option('cfg')} {cfg} is out of range.",
+                         "Use a guidance scale between 1 and 30 (Wan default 5).")
+    if num_frames < 1:
+        raise InputError(f"{option('num_frames')} must be at least 1 (got {num_frames}).",
+                         "Use 81 frames (the Wan default).")
+    if (num_frames - 1) % 4:
+        snapped = (num_frames - 1) // 4 * 4 + 1   # the Wan VAE packs 4 frames per latent frame, after the first
+        log.warning("IDVideo: %d frames is not 4k+1; using %d frames.", num_frames, snapped)
+        num_frames = snapped
+    return num_frames
+
+
 def prepare(model, text, *, width, height, num_frames, steps, cfg, seed, references=None, image_cfg=None):
     from ...errors import InputError
 
     if text.family != "wan":
         raise InputError("These text embeddings were made for a CogVideoX/ConsisID model.",
                          "Encode the prompt with 'IDVideo Text Encode' connected to this Wan model.")
-    if not (1.0 <= float(cfg) <= 30.0):
-        raise InputError(f"cfg {cfg} is out of range.", "Use a guidance scale between 1 and 30 (Wan default 5).")
-    if num_frames < 1:
-        raise InputError(f"num_frames must be at least 1 (got {num_frames}).", "Use 81 frames (the Wan default).")
-    if (num_frames - 1) % 4:
-        snapped = (num_frames - 1) // 4 * 4 + 1   # the Wan VAE packs 4 frames per latent frame, after the first
-        log.warning("IDVideo: %d frames is not 4k+1; using %d frames.", num_frames, snapped)
-        num_frames = snapped
+    num_frames = check_clip(cfg, num_frames)
     method = method_of(model)
     adapter = WanAdapter(model, method, steps=steps, cfg_scale=cfg,
                          image_cfg_scale=PHANTOM_IMAGE_CFG if image_cfg is None else image_cfg, text_cfg_scale=cfg)
