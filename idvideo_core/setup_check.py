@@ -344,22 +344,16 @@ def evaluate(req: Requirement, quick: bool = False) -> FileReport:
         rep.format, rep.dtype = check(hit)
         rep.status = OK
         return rep
-    except UnsafeFileError as err:
-        rep.status = UNSAFE
-    except WrongModelError as err:
-        rep.status = WRONG
     except MissingModelError as err:                # a part of a folder is missing
         rep.status = DAMAGED
         rep.problem = "incomplete: " + err.problem.replace("\n", " ")
         rep.fix = f"Download the whole folder again from {req.published} into {hit}."
         rep.put_at = str(hit)
         return rep
-    except CorruptFileError as err:
-        rep.status = DAMAGED
-    except IDVideoError as err:                     # e.g. a missing Python package the check needs
-        rep.status = DAMAGED
-    rep.problem = err.problem.replace("\n", " ")
-    rep.fix = err.fix
+    except IDVideoError as err:
+        rep.status = {UnsafeFileError: UNSAFE, WrongModelError: WRONG}.get(type(err), DAMAGED)
+        rep.problem = err.problem.replace("\n", " ")
+        rep.fix = err.fix
     rep.put_at = str(hit)
     return rep
 

@@ -117,7 +117,7 @@ def _no_face(models, rgb: np.ndarray, image_index: int, on_no_face: str) -> list
         return [_whole_image(models, rgb, image_index)]
     raise NoFaceError(f"No face was found in image {image_index} ({w}×{h} after resizing).",
                       "Use a photo where the face is clear, frontal and at least ~100 px wide (crop closer to "
-                      "the face), or set " + option("on_no_face") + " to use the whole image.")
+                      "the face), or set " + option("on_no_face") + " to 'whole_image' to use the whole picture.")
 
 
 def _check_size(faces: list[DetectedFace]) -> None:
