@@ -480,7 +480,9 @@ def check_model_files(plan: Plan) -> None:
             lines.append(f"      published at: {rep.published}")
         raise IDVideoError(
             f"The {plan.family} model files are not all usable (nothing was loaded):\n" + "\n".join(lines),
-            f"Fix the files listed, then check with: python -m idvideo_core models --model {plan.family}")
+            "Fix the files listed (or choose others with " + ", ".join(
+                option(n) for n in sorted({k for _, ins in nodes for k in ins if k in FILE_INPUTS})) +
+            f"), then check with: python -m idvideo_core models --model {plan.family}")
 
 
 def check_clip(plan: Plan) -> None:
@@ -642,7 +644,7 @@ def _smoke_setup(args) -> None:
     print(f"Writing a tiny random ConsisID checkpoint to {model_dir} ...")
     build_consisid_folder(model_dir)
     args.model, args.family = str(model_dir), "consisid"
-    args.width, args.height, args.num_frames = TINY_WIDTH, TINY_HEIGHT, TINY_FRAMES
+    args.width, args.height, args.frames = TINY_WIDTH, TINY_HEIGHT, TINY_FRAMES
     args.steps = min(args.steps or 4, 4)
     args.on_no_face = args.on_no_face or "use whole image"
     if not args.image:
@@ -662,6 +664,7 @@ def run(args) -> dict:
     from . import paths, runtime
 
     paths.use_comfyui(getattr(args, "comfyui", None), getattr(args, "extra_model_paths_config", None) or ())
+    paths.clear_search_folders()
     if args.smoke:
         _smoke_setup(args)
     os.environ["IDVIDEO_OUTPUT_DIR"] = str(Path(args.output).expanduser().resolve())

@@ -72,6 +72,11 @@ def add_search_folder(key: str, folder: Path | str, origin: str) -> None:
         _EXTRA_FOLDERS[key].append(entry)
 
 
+def clear_search_folders() -> None:
+    """Forget the folders added with :func:`add_search_folder` (each CLI run starts clean)."""
+    _EXTRA_FOLDERS.clear()
+
+
 def use_comfyui(root: Path | str | None, extra_yamls: Sequence[Path | str] = ()) -> None:
     """Search the model folders of the ComfyUI install at ``root`` (the CLI's ``--comfyui``); None = auto-detect."""
     _COMFYUI["root"] = Path(root).expanduser().resolve() if root else None
