@@ -120,6 +120,13 @@ CONSISID_NOTE = """IDVideo — single-identity video with ConsisID
 """
 
 
+def check_line(template: str) -> str:
+    return ("4. Check the files before the first run: in ComfyUI/custom_nodes/<this pack> run\n"
+            f"   python -m idvideo_core models --template {template}\n"
+            "   It lists every file this template needs, each folder searched in order, what is missing, damaged or\n"
+            "   the wrong kind, and the exact path to put each missing file.\n")
+
+
 def single_identity(g: Graph):
     img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
     fm = g.add("IDVFaceModelsLoader", (0, 380))
@@ -133,7 +140,7 @@ def single_identity(g: Graph):
     li = g.add("IDVLocalIdentity", (780, 260))
     sm = g.add("IDVSampler", (1160, 0), size=(340, 480))
     vc = g.add("IDVideoCombine", (1540, 0), size=(360, 480))
-    g.note((780, 560), CONSISID_NOTE, size=(560, 360))
+    g.note((780, 560), CONSISID_NOTE + check_line("single_identity_consisid"), size=(560, 420))
     g.link(img, "IMAGE", fl, "image")
     g.link(fm, "face_models", fl, "face_models")
     g.link(fl, "faces", kp, "faces")
@@ -178,7 +185,7 @@ def _wan(g: Graph, family, dit, face_mode, cfg, prompt, note, subject: bool):
     sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 81, "cfg": cfg},
                size=(340, 480))
     vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 16.0}, size=(360, 480))
-    g.note((840, 560), note, size=(560, 340))
+    g.note((840, 560), note, size=(560, 400))
     g.link(img, "IMAGE", fl, "image")
     g.link(fm, "face_models", fl, "face_models")
     g.link(fl, "faces", cc, "faces")
@@ -202,7 +209,7 @@ def multi_identity(g: Graph):
                                  "(huggingface.co/jonathandinu/face-parsing) as ComfyUI/models/concatid/face-parsing/. "
                                  "Concat-ID-Wan was trained with one reference; more work, with weaker identity "
                                  "(Phantom-Wan is the trained multi-subject option).",
-                         cfg=5.0), subject=False)
+                         cfg=5.0) + check_line("multi_identity_concatid"), subject=False)
 
 
 def virtual_tryon(g: Graph):
@@ -212,7 +219,7 @@ def virtual_tryon(g: Graph):
                          what="a photo of the person and a photo of the garment",
                          weights="Phantom-Wan: Phantom-Wan-1.3B.pth (huggingface.co/bytedance-research/Phantom) in "
                                  "ComfyUI/models/diffusion_models/. Up to 4 references.",
-                         cfg=7.5), subject=True)
+                         cfg=7.5) + check_line("virtual_tryon"), subject=True)
 
 
 TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_concatid.json": multi_identity,
