@@ -120,7 +120,7 @@ def _check_fps(fps) -> Fraction:
     except (TypeError, ValueError):
         value = float("nan")
     if not (0.0 < value <= 1000.0):
-        raise InputError(f"The frame rate ({option('frame_rate')}) {fps!r} is out of range.",
+        raise InputError(f"Frame rate ({option('frame_rate')}) {fps!r} is out of range.",
                          "Use a frame rate between 0.01 and 1000 (e.g. 8 "
                          "for CogVideoX/ConsisID, 16 for Wan).")
     # Millisecond precision like ComfyUI core: 23.976 stays 23.976, not a 50-digit binary fraction.

@@ -37,8 +37,15 @@ _CHECKS: dict[str, Callable] = {"consisid": _consisid, "concatid_wan": _wan, "ph
 
 def check_clip(family: str, loader: dict, width: int, height: int, num_frames: int, steps: int,
                cfg: float) -> tuple[int, list[str]]:
-    """(frame count to use, extra warnings). Raises the sampler's own InputError for an impossible request."""
+    """(frame count to use, extra warnings). Raises the sampler's own InputError for an impossible request.
+
+    A family without a check of its own here gets its spec's frame rule (``BackboneSpec.snap_frames``)."""
     check = _CHECKS.get(family)
-    if check is None:
-        return num_frames, []
-    return check(loader, width, height, num_frames, steps, cfg), []
+    if check is not None:
+        return check(loader, width, height, num_frames, steps, cfg), []
+    from .registry import get
+
+    snapped = get(family).snap_frames(num_frames)
+    if snapped != num_frames:
+        return snapped, [f"{num_frames} frames cannot be made by this model; making {snapped} frames."]
+    return num_frames, []
