@@ -380,7 +380,7 @@ def test_node_errors_are_idvideo_errors(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"),
-                    reason="COMFYUI_PATH is not set: point it at a ComfyUI 0.3.64 checkout to test the core VIDEO "
+                    reason="COMFYUI_PATH is not set: point it at a ComfyUI checkout (0.3.64, 0.8.0) to test the core VIDEO "
                            "output (see tools/setup_comfyui.md)")
 def test_core_video_output_with_real_comfy_api(tmp_path):
     """Run in a subprocess: importing comfy_api puts ComfyUI modules into sys.modules for the whole session."""

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import idv_comfy_support as support
 
 WORKFLOWS = support.WORKFLOWS
-SKIP_REASON = ("COMFYUI_PATH is not set (or has no main.py): point it at a ComfyUI 0.3.64 checkout to run the "
+SKIP_REASON = ("COMFYUI_PATH is not set (or has no main.py): point it at a ComfyUI checkout (0.3.64 and 0.8.0 are "
+               "tested) to run the "
                "real-ComfyUI tests, see tools/setup_comfyui.md")
 
 
@@ -40,6 +41,13 @@ def write_face_image(path: Path, size: tuple[int, int] = (1024, 708)) -> None:
     yy, xx = np.mgrid[0:h, 0:w]
     rgb = np.stack([xx * 255 // w, yy * 255 // h, np.full_like(xx, 128)], axis=-1).astype("uint8")
     Image.fromarray(rgb).save(path)
+
+
+def pytest_report_header(config):
+    root = support.comfyui_path()
+    if root is None:
+        return "ComfyUI: COMFYUI_PATH not set (tests/comfyui skip)"
+    return f"ComfyUI {support.comfyui_version(root)} at {root}; comfyui-frontend-package {support.frontend_version()}"
 
 
 @pytest.fixture(scope="session")

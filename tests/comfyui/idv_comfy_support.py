@@ -64,6 +64,33 @@ def comfyui_path() -> Path | None:
     return path if (path / "main.py").is_file() else None
 
 
+def comfyui_version(root: Path) -> str:
+    """The version a checkout declares (``comfyui_version.py``; ``pyproject.toml`` in older ones), or "unknown".
+
+    The tests take everything version-dependent from the checkout ``COMFYUI_PATH`` points at (nothing is hard-coded
+    per version); this is only reported in the pytest header and failure messages.
+    """
+    import re
+
+    for name, pattern in (("comfyui_version.py", r'__version__\s*=\s*"([^"]+)"'),
+                          ("pyproject.toml", r'^version\s*=\s*"([^"]+)"')):
+        f = Path(root) / name
+        if f.is_file():
+            m = re.search(pattern, f.read_text(encoding="utf-8", errors="replace"), re.M)
+            if m:
+                return m.group(1)
+    return "unknown"
+
+
+def frontend_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("comfyui-frontend-package")
+    except Exception:  # noqa: BLE001 - not installed
+        return "not installed"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
