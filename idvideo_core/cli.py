@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .cli_generate import SMOKE_LABEL, load_image as _load_image  # noqa: E402,F401 - generate lives there
+from .cli_generate import SMOKE_LABEL, load_image as _load_image, render  # noqa: F401 - generate lives there
 
 
 def add_comfyui_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         try:
             return run_workflow_main(args)
         except IDVideoError as err:
-            print(f"\nIDVideo: {err}", file=sys.stderr)
+            print("\n" + render(err), file=sys.stderr)
             return 2
     if args.command == "models":
         from .setup_check import main as models_main
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         try:
             return models_main(args)
         except IDVideoError as err:
-            print(f"\n{err}", file=sys.stderr)
+            print("\n" + render(err), file=sys.stderr)
             return 2
     from .cli_generate import main as generate_main
 

@@ -67,7 +67,8 @@ class IDVideoCombine:
                                             "tooltip": "h264-mp4 plays everywhere (odd sizes are padded by one "
                                                        "pixel); vp9-webm is smaller but slower to encode; gif has "
                                                        "256 colours and cannot carry the workflow back into "
-                                                       "ComfyUI."}),
+                                                       "ComfyUI; ffv1-mkv (lossless video) and png-sequence (a "
+                                                       "folder of PNG frames) keep the exact 8-bit frames."}),
                 "save_output": ("BOOLEAN", {"default": True,
                                             "tooltip": "On: save to the output folder. Off: write a preview to "
                                                        "ComfyUI's temp folder (deleted when ComfyUI restarts)."}),
