@@ -731,10 +731,20 @@ class _LineProgress:
                   flush=True)
 
 
+def _quiet_library_bars() -> None:
+    """diffusers/transformers draw their own loading bars (shards, weights); the CLI shows one bar per stage."""
+    for mod in ("diffusers.utils.logging", "transformers.utils.logging"):
+        try:
+            __import__(mod, fromlist=["disable_progress_bar"]).disable_progress_bar()
+        except Exception:  # noqa: BLE001 - an older library without the switch just keeps its bar
+            pass
+
+
 def main(args) -> int:
     from . import bridge
 
     bridge.set_console_progress(console_progress)
+    _quiet_library_bars()
     try:
         if sys.stderr.isatty():
             from tqdm.contrib.logging import logging_redirect_tqdm
