@@ -51,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from . import bridge
     from .errors import IDVideoError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

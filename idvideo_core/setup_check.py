@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import paths
-from .errors import (CorruptFileError, IDVideoError, MissingModelError, UnsafeFileError, WrongModelError)
+from .errors import (IDVideoError, MissingModelError, UnsafeFileError, WrongModelError)
 
 OK, MISSING, PARTIAL, DAMAGED, WRONG, UNSAFE = "ok", "missing", "half-downloaded", "damaged", "wrong kind", "unsafe"
 #: Names download tools give a file that is still arriving (browsers, huggingface_hub, wget/curl scripts).
@@ -567,7 +567,7 @@ def to_text(tpl_reports: list[Report], fam_reports: list[Report], verbose_search
                     lines.append(f"            found: {f.path}")
                 if f.problem:
                     lines.append(f"            problem: {f.problem}")
-                lines.append(f"            searched, in order:")
+                lines.append("            searched, in order:")
                 for s in f.searched:
                     lines.append(f"              - {s.path}  [{s.origin}]")
                 lines.append(f"            published at: {f.published}")
