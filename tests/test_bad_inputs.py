@@ -356,9 +356,9 @@ CASES = [
      WARN, None, []),
     # ---- sizes, frames, steps, cfg
     ("consisid_size_not_multiple_of_16", lambda s, t, m: _sample(s, width=100), ERR, E.InputError,
-     ["only generates 96×64", "Set width=96 and height=64"]),
+     ["only generates 96×64", "Set 'width' to 96 and 'height' to 64"]),
     ("consisid_not_trained_size", lambda s, t, m: _sample(s, width=128, height=64), ERR, E.InputError,
-     ["learned for that size", "Set width=96"]),
+     ["learned for that size", "Set 'width' to 96"]),
     ("wan_size_not_multiple_of_16", lambda s, t, m: _wan_sample(s, width=40), ERR, E.InputError,
      ["divisible by 16"]),
     ("consisid_frames_not_4k1", lambda s, t, m: _sample(s, num_frames=8), WARN, None,
