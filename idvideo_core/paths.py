@@ -90,9 +90,10 @@ def comfyui_root() -> Path | None:
         return _COMFYUI["root"]
     import os
 
-    pack = Path(os.path.abspath(__file__)).parents[1]   # not resolved: a symlinked pack counts where it is linked
-    if pack.parent.name == "custom_nodes" and (pack.parent.parent / "folder_paths.py").is_file():
-        return pack.parent.parent
+    # not resolved: a symlinked pack counts where it is linked (the shell's $PWD keeps that path when run from there)
+    for pack in (Path(os.path.abspath(__file__)).parents[1], Path(os.environ.get("PWD") or ".")):
+        if pack.parent.name == "custom_nodes" and (pack.parent.parent / "folder_paths.py").is_file():
+            return pack.parent.parent
     return None
 
 
@@ -158,7 +159,10 @@ def search_locations(key: str) -> list[tuple[Path, str]]:
             out += [(root / "models" / s, f"ComfyUI models folder ({root})") for s in subs]
         for y in extra_model_paths_files(root):
             out += [(p, f"extra_model_paths.yaml ({y})") for p in yaml_folders(y, key)]
-        out += [(p, "IDVIDEO_MODELS_DIR") for p in bridge.folder_paths_for(key)]
+        import os
+
+        label = "IDVIDEO_MODELS_DIR" if os.environ.get("IDVIDEO_MODELS_DIR") else "IDVIDEO_MODELS_DIR (not set: ./models)"
+        out += [(p, label) for p in bridge.folder_paths_for(key)]
     seen: set[str] = set()
     unique = []
     for p, origin in out:

@@ -241,3 +241,26 @@ def test_the_loaders_find_what_models_reports(env, monkeypatch):
     found = find_face_model_files()
     assert by_what(rep, "EVA02").path == str(found.eva)
     assert by_what(rep, "scrfd").path == str(found.scrfd)
+
+
+def test_finds_the_comfyui_it_is_installed_in(tmp_path):
+    """Run from ComfyUI/custom_nodes/<pack> (here a symlink, as many installs are): that ComfyUI's folders are
+    searched without any flag."""
+    import os
+    import subprocess
+    import sys
+
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "custom_nodes").mkdir(parents=True)
+    (comfy / "folder_paths.py").write_text("")
+    link = comfy / "custom_nodes" / "IDVideo"
+    link.symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "IDVIDEO_MODELS_DIR"}
+    env["PWD"] = str(link)
+    res = subprocess.run([sys.executable, "-m", "idvideo_core", "models", "--json", "--model", "wan"], cwd=link,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr[-2000:]          # nothing is installed in this ComfyUI
+    data = json.loads(res.stdout)
+    assert data["comfyui"] == str(comfy)
+    base = data["families"]["wan"]["files"][0]
+    assert base["put_at"] == str(comfy / "models" / "wan" / "Wan2.1-T2V-1.3B-Diffusers")
