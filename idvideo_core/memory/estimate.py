@@ -57,15 +57,26 @@ def workload(family: str, transformer, dtype_bytes: int, width: int, height: int
     base = getattr(transformer, "base", transformer)
     cfg = getattr(base, "config", None)
     try:
-        dim = cfg.num_attention_heads * cfg.attention_head_dim
-        ffn = cfg.ffn_dim
-        pt, ph, pw = cfg.patch_size
+        conf = dict(num_attention_heads=cfg.num_attention_heads, attention_head_dim=cfg.attention_head_dim,
+                    ffn_dim=cfg.ffn_dim, patch_size=tuple(cfg.patch_size))
     except (AttributeError, TypeError, ValueError):
         return None
+    batch = None if getattr(transformer, "batch_branches", True) else 1
+    return workload_for_config(family, conf, dtype_bytes, width, height, num_frames, references, batch)
+
+
+def workload_for_config(family: str, config: dict, dtype_bytes: int, width: int, height: int, num_frames: int,
+                        references: int | None = None, batch: int | None = None) -> Workload:
+    """:func:`workload` for a Wan transformer known only by its config (read from a file's tensor shapes, before
+    loading). ``batch``: branches per forward (None: all CFG branches batched — Phantom 3, Concat-ID/Wan 2; 1 when
+    the sampler runs them one after the other). Each reference adds one latent frame of tokens (+K frames)."""
+    dim = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
+    pt, ph, pw = config["patch_size"]
     phantom = "phantom" in family
     refs = (4 if phantom else 1) if references is None else int(references)
     tokens = ((num_frames - 1) // 4 + 1 + refs) // pt * (height // 8 // ph) * (width // 8 // pw)
-    return Workload(3 if phantom else 2, tokens, dim, ffn, dtype_bytes)
+    branches = (3 if phantom else 2) if batch is None else int(batch)
+    return Workload(branches, tokens, dim, int(config["ffn_dim"]), dtype_bytes)
 
 
 def default_workload(family: str, transformer, dtype_bytes: int) -> Workload | None:
@@ -78,4 +89,5 @@ def default_workload(family: str, transformer, dtype_bytes: int) -> Workload | N
         except (AttributeError, TypeError):
             return None
         return workload(family, transformer, dtype_bytes, w, h, f)
-    return workload(family, transformer, dtype_bytes, 832, 480, 81)
+    w, h, f = getattr(transformer, "default_clip", None) or (832, 480, 81)   # set by the Wan loader (Phantom-14B)
+    return workload(family, transformer, dtype_bytes, w, h, f)

@@ -92,6 +92,8 @@ FULL_CONSISID = BenchConfig("consisid-full", _consisid_tf(48, 64, 42, (60, 90), 
 WAN_1_3B = dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
                 out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
                 qk_norm="rms_norm_across_heads", eps=1e-6)
+# Wan2.1-T2V-14B / Phantom-Wan-14B: dim 5120 (40×128), FFN 13824, 40 layers (Phantom configs/wan_s2v_14B.py).
+WAN_14B = {**WAN_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
 
 
 @dataclass

@@ -1,23 +1,72 @@
 """One call that assembles a Wan model (DiT + VAE + UMT5) from whichever layout the user has.
 
 ``base`` is a diffusers folder (any component missing from the explicit file arguments comes from it); ``dit``,
-``vae`` and ``text_encoder`` are single files (ComfyUI layout, Concat-ID ``.pt``, Phantom ``.pth``) or folders.
+``vae`` and ``text_encoder`` are single files (ComfyUI layout, Concat-ID ``.pt``, Phantom ``.pth``), sharded
+checkpoints (Phantom-Wan-14B: ``Phantom_Wan_14B.safetensors.index.json`` + ``Phantom_Wan_14B-0000N-of-00006``) or
+folders. Phantom-Wan-14B uses the same UMT5-XXL and Wan2.1 VAE files as the 1.3B models (the official README runs
+it with ``--ckpt_dir ./Wan2.1-T2V-1.3B``).
+
+Phantom defaults (what the official code runs; Phantom-video/Phantom at 7e2997d):
+* both sizes: 50 steps (``generate.py`` ``_validate_args``: ``sample_steps = 40 if "i2v" … else 50``, L59–60), shift
+  5.0 (L62–63), UniPC (``--sample_solver`` default ``'unipc'``; ``dpm++`` raises NotImplementedError in
+  ``subject2video.py``), image guidance 5.0 and text guidance 7.5 (``--sample_guide_scale_img`` /
+  ``--sample_guide_scale_text`` defaults), at most 4 references ("The number of reference images should be within
+  4", README), each LANCZOS-fitted inside the video size and centre-padded white (``generate.py`` ``load_ref_images``).
+* 1.3B: 832×480 only (``phantom_wan/configs/__init__.py`` ``SUPPORTED_SIZES['s2v-1.3B'] = ('832*480',)``), 81 frames
+  (``generate.py`` L68–69: ``frame_num = … 81``), 16 fps (``configs/shared_config.py`` ``sample_fps``).
+* 14B: 832×480 (``SUPPORTED_SIZES['s2v-14B'] = ('832*480', '1280*720')``; README: "trained on 480P data", 720P "may
+  be less stable"), 121 frames at 24 fps (both 14B commands of the README: ``--size 832*480 --frame_num 121
+  --sample_fps 24``; "trained on 24fps data"). The 14B transformer: dim 5120, FFN 13824, 40 heads, 40 layers
+  (``configs/wan_s2v_14B.py``) — read here from the tensors, never from names.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+import torch
 
 from ... import bridge, paths
 from ...dtypes import resolve_dtype
 from ...errors import InputError, MissingModelError, WrongModelError
 from ...safeload import read_json
 from ..base import LoadedModel
-from .loading import load_dit, load_text_encoder, load_vae
+from .loading import DitLoadReport, dit_sizes, load_dit, load_text_encoder, load_vae, read_dit_header
 
 log = logging.getLogger("idvideo")
 FAMILIES = ("wan", "concatid_wan", "phantom_wan")
+
+
+@dataclass(frozen=True)
+class PhantomDefaults:
+    """What the official Phantom code runs by default (see the module docstring for file and line)."""
+
+    width: int = 832
+    height: int = 480
+    frames: int = 81
+    fps: int = 16
+    steps: int = 50
+    shift: float = 5.0
+    image_cfg: float = 5.0
+    text_cfg: float = 7.5
+    sampler: str = "unipc"
+    max_references: int = 4
+    reference_padding: str = "white"
+    sizes: tuple = ((832, 480),)
+
+
+PHANTOM_1_3B = PhantomDefaults()
+PHANTOM_14B = PhantomDefaults(frames=121, fps=24, sizes=((832, 480), (1280, 720)))
+WAN_14B_DIM = 5120
+
+
+def phantom_defaults(config) -> PhantomDefaults:
+    """The defaults of the Phantom model with this transformer config (hidden size from the tensors)."""
+    get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
+    dim = int(get("num_attention_heads", 0)) * int(get("attention_head_dim", 0))
+    return PHANTOM_14B if dim >= WAN_14B_DIM else PHANTOM_1_3B
 
 
 def _pick(explicit, base: Optional[Path], sub: str, what: str) -> Path:
@@ -32,25 +81,66 @@ def _pick(explicit, base: Optional[Path], sub: str, what: str) -> Path:
 def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = None, dit: Optional[str | Path] = None,
                    vae: Optional[str | Path] = None, text_encoder: Optional[str | Path] = None,
                    tokenizer: Optional[str | Path] = None, precision: str = "auto", device=None,
-                   load_text_encoder_too: bool = True) -> LoadedModel:
+                   load_text_encoder_too: bool = True, weight_storage: str = "default", memory_mode: str = "auto",
+                   free_bytes: Optional[int] = None, vram_state: Optional[str] = None,
+                   references: Optional[int] = None) -> LoadedModel:
+    """``weight_storage``: ``default`` (the compute dtype; fp8 files are dequantised tensor by tensor), ``fp8_e4m3``
+    (block Linear weights kept / stored in fp8) or ``auto`` (decided with the memory plan before a weight is read:
+    :func:`~idvideo_core.memory.storage.plan_storage`; ``free_bytes`` / ``vram_state`` default to what ComfyUI
+    reports, tests pass them). The plan is logged and kept in ``options["storage_plan"]``."""
+    from .loading import WEIGHT_STORAGES
+
     if family not in FAMILIES:
         raise InputError(f"Unknown Wan family '{family}'.", f"Choose one of: {', '.join(FAMILIES)}.")
+    if weight_storage not in WEIGHT_STORAGES:
+        raise InputError(f"Unknown weight storage '{weight_storage}'.", f"Choose one of: {', '.join(WEIGHT_STORAGES)}.")
     device = device or bridge.torch_device()
     dtype = resolve_dtype(precision, device)
     base_p = Path(base) if base else None
     if base_p is not None and not base_p.is_dir():
         raise MissingModelError("the Wan2.1 diffusers folder", [base_p], paths.PUBLISHED["wan"])
 
-    transformer = load_dit(_pick(dit, base_p, "transformer", "the Wan DiT"), dtype)
-    if transformer.adaln is not None and family != "concatid_wan":
-        raise WrongModelError("This DiT carries Concat-ID AdaLN weights (time_projection_ref / modulation_ref).",
-                              "Load it as Concat-ID-Wan.")
+    dit_src = _pick(dit, base_p, "transformer", "the Wan DiT")
     vae_m = load_vae(_pick(vae, base_p, "vae", "the Wan VAE"), dtype)
     te = tok = None
     if load_text_encoder_too:
         te_src = _pick(text_encoder, base_p, "", "the UMT5 text encoder")
         tok_dir = Path(tokenizer) if tokenizer else (base_p / "tokenizer" if base_p else None)
         te, tok = load_text_encoder(te_src, dtype, tok_dir)
+    options: dict = {}
+    storage, splan = weight_storage, None
+    streamed = not (dit_src.is_dir() and (dit_src / "config.json").is_file()) and \
+        not (dit_src.is_dir() and (dit_src / "transformer" / "config.json").is_file())
+    if weight_storage == "auto" and streamed:
+        splan = plan_wan_storage(dit_src, family, dtype, device, vae_m, te, free_bytes=free_bytes,
+                                 vram_state=vram_state, references=references, mode=memory_mode)
+        storage = splan.storage
+        options.update(storage_plan=splan, batch_branches=splan.batch_branches)
+        if te is not None and splan.text_encoder_storage == "fp8_e4m3":
+            from ...memory.fp8 import quantize_module_fp8
+
+            log.info("IDVideo: text encoder %s", quantize_module_fp8(te, skip=("norm", "embed", "shared",
+                                                                              "relative_attention")).summary())
+    elif weight_storage == "auto":
+        storage = "default"
+    report = DitLoadReport(str(dit_src))
+    transformer = load_dit(dit_src, dtype, storage if streamed else "default", report=report)
+    if splan is not None:
+        report.plan = splan.describe()
+    if transformer.adaln is not None and family != "concatid_wan":
+        raise WrongModelError("This DiT carries Concat-ID AdaLN weights (time_projection_ref / modulation_ref).",
+                              "Load it as Concat-ID-Wan.")
+    if family == "phantom_wan":
+        d = phantom_defaults(transformer.config)
+        options["defaults"] = d
+        transformer.default_clip = (d.width, d.height, d.frames)     # read by memory/estimate.py
+    if not options.get("batch_branches", True):
+        transformer.batch_branches = False                            # read by memory/estimate.py and the sampler
+    options["load_report"] = report
+    options["weight_storage"] = storage
+    if streamed:
+        log.info("%s", report.describe())
+    if te is not None:
         te.to(device)
     sched_cfg = {}
     if base_p is not None and (base_p / "scheduler" / "scheduler_config.json").is_file():
@@ -60,4 +150,48 @@ def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = No
     return LoadedModel(family=family, transformer=transformer, vae=vae_m, scheduler_config=sched_cfg,
                        text_encoder=te, tokenizer=tok, dtype=dtype, device=device,
                        source=Path(dit) if dit else base_p,
-                       options={"adaln": transformer.adaln is not None})
+                       options={"adaln": transformer.adaln is not None, **options})
+
+
+def _module_bytes(m) -> int:
+    return sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers())) if m is not None else 0
+
+
+def _fp8_bytes(m) -> int:
+    """Bytes of ``m`` once its Linear weights (other than norms/embeddings) are stored in fp8 (+ per-row scales)."""
+    from ...memory.fp8 import keeps_fp8
+
+    total = _module_bytes(m)
+    for name, mod in m.named_modules():
+        if isinstance(mod, torch.nn.Linear) and keeps_fp8(name):
+            w = mod.weight
+            total -= w.numel() * w.element_size() - w.numel() - 4 * w.shape[0]
+    return total
+
+
+def plan_wan_storage(dit_path, family: str, dtype, device, vae=None, text_encoder=None, *, free_bytes=None,
+                     vram_state=None, references: Optional[int] = None, mode: str = "auto", clip=None):
+    """The storage + memory plan of a Wan DiT file read from its headers only (see memory/storage.py)."""
+    from ...memory.estimate import workload_for_config
+    from ...memory.storage import plan_storage
+
+    _, shapes, cfg = read_dit_header(dit_path)
+    sizes = {s: dit_sizes(shapes, s, dtype) for s in ("default", "fp8_e4m3")}
+    other = _module_bytes(vae) + _module_bytes(text_encoder)
+    for s in sizes.values():
+        s.other = other
+    if clip is None:
+        d = phantom_defaults(cfg) if family == "phantom_wan" else PHANTOM_1_3B
+        clip = (d.width, d.height, d.frames)
+    el = torch.empty((), dtype=dtype).element_size()
+    branches = 3 if family == "phantom_wan" else 2
+
+    def working(batched: bool) -> int:
+        return workload_for_config(family, cfg, el, *clip, references=references,
+                                   batch=branches if batched else 1).activation_bytes
+
+    te = None
+    if text_encoder is not None:
+        te = {"default": _module_bytes(text_encoder), "fp8_e4m3": _fp8_bytes(text_encoder)}
+    return plan_storage(sizes, working, "auto", device, branches=branches, free_bytes=free_bytes,
+                        vram_state=vram_state, mode=mode, text_encoder=te)
