@@ -172,8 +172,10 @@ def _fp8_bytes(m) -> int:
 def plan_wan_storage(dit_path, family: str, dtype, device, vae=None, text_encoder=None, *, free_bytes=None,
                      vram_state=None, references: Optional[int] = None, mode: str = "auto", clip=None):
     """The storage + memory plan of a Wan DiT file read from its headers only (see memory/storage.py)."""
-    from ...memory.estimate import workload_for_config
+    from types import SimpleNamespace
+
     from ...memory.storage import plan_storage
+    from .. import registry
 
     _, shapes, cfg = read_dit_header(dit_path)
     sizes = {s: dit_sizes(shapes, s, dtype) for s in ("default", "fp8_e4m3")}
@@ -184,12 +186,13 @@ def plan_wan_storage(dit_path, family: str, dtype, device, vae=None, text_encode
         d = phantom_defaults(cfg) if family == "phantom_wan" else PHANTOM_1_3B
         clip = (d.width, d.height, d.frames)
     el = torch.empty((), dtype=dtype).element_size()
-    branches = 3 if family == "phantom_wan" else 2
+    spec = registry.get(family)
 
     def working(batched: bool) -> int:
-        return workload_for_config(family, cfg, el, *clip, references=references,
-                                   batch=branches if batched else 1).activation_bytes
+        stub = SimpleNamespace(config=SimpleNamespace(**cfg), batch_branches=batched)   # the spec reads .config
+        return spec.workload(stub, el, *clip, references).activation_bytes
 
+    branches = spec.workload(SimpleNamespace(config=SimpleNamespace(**cfg)), el, *clip, references).batch
     te = None
     if text_encoder is not None:
         te = {"default": _module_bytes(text_encoder), "fp8_e4m3": _fp8_bytes(text_encoder)}
