@@ -13,6 +13,7 @@ first whose plan fits the free memory:
   4. fp8 storage, branches one at a time, resident or model offload
   5. fp8 storage, branches batched, block swap
   6. fp8 storage, branches one at a time, block swap
+  (default storage with block swap only when fp8 is not allowed: it streams twice the bytes)
   7. fp8 storage, branches one at a time, sequential offload (the last resort; slow)
 
 "Fits" is :func:`~.modes.resolve_mode`'s rule with the working reserve set to the traced activation peak of that
@@ -87,7 +88,8 @@ def plan_storage(sizes: dict[str, ModelSizes], working: Callable[[bool], int], r
         order = tried                                   # nothing to save on the CPU; an explicit mode is honoured
     else:
         order = ([t for t in tried if t[2].mode in _RESIDENT]
-                 + [t for t in tried if t[2].mode is MemoryMode.BLOCK_SWAP]
+                 # swapping fp8 blocks streams half the bytes: fp8 first (a stable sort keeps batched first)
+                 + sorted([t for t in tried if t[2].mode is MemoryMode.BLOCK_SWAP], key=lambda t: t[0] != "fp8_e4m3")
                  + [t for t in tried if t[2].mode is MemoryMode.SEQUENTIAL][::-1])
     storage, batched, plan, s = order[0]
     reasons = []

@@ -270,13 +270,16 @@ def _classify(src: TensorSource, source) -> tuple[dict[str, str], dict[str, str]
                     raise WrongModelError(f"{source} has a scale '{k}' for a weight it does not hold.",
                                           "The fp8 file is incomplete or not a Wan2.1 DiT; download it again.")
                 table[w] = k
-    dts = {src.headers[k].dtype for k in names.values() if src.headers[k].dtype.is_floating_point}
-    if dts & set(FP8_DTYPES):
+    by_dtype: dict = {}
+    for k in names.values():
+        h = src.headers[k]
+        if h.dtype.is_floating_point:
+            by_dtype[h.dtype] = by_dtype.get(h.dtype, 0) + math.prod(h.shape)
+    if set(by_dtype) & set(FP8_DTYPES):
         fmt_name = "fp8_e4m3fn_scaled" if (scales or scaled) else "fp8_e4m3fn"
-    elif len(dts) == 1:
-        fmt_name = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}.get(next(iter(dts)), "mixed")
-    else:
-        fmt_name = "mixed"
+    else:                                   # the dtype holding most values (norms are often kept in fp32)
+        main = max(by_dtype, key=by_dtype.get) if by_dtype else torch.float32
+        fmt_name = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}.get(main, "mixed")
     return names, scales, inputs, fmt_name, scaled
 
 

@@ -83,11 +83,12 @@ def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = No
                    tokenizer: Optional[str | Path] = None, precision: str = "auto", device=None,
                    load_text_encoder_too: bool = True, weight_storage: str = "default", memory_mode: str = "auto",
                    free_bytes: Optional[int] = None, vram_state: Optional[str] = None,
-                   references: Optional[int] = None) -> LoadedModel:
+                   references: Optional[int] = None, plan_device=None) -> LoadedModel:
     """``weight_storage``: ``default`` (the compute dtype; fp8 files are dequantised tensor by tensor), ``fp8_e4m3``
     (block Linear weights kept / stored in fp8) or ``auto`` (decided with the memory plan before a weight is read:
     :func:`~idvideo_core.memory.storage.plan_storage`; ``free_bytes`` / ``vram_state`` default to what ComfyUI
-    reports, tests pass them). The plan is logged and kept in ``options["storage_plan"]``."""
+    reports, tests pass them; ``plan_device`` plans for another device than the one loaded to, e.g. a simulated
+    card). The plan is logged and kept in ``options["storage_plan"]``."""
     from .loading import WEIGHT_STORAGES
 
     if family not in FAMILIES:
@@ -112,7 +113,7 @@ def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = No
     streamed = not (dit_src.is_dir() and (dit_src / "config.json").is_file()) and \
         not (dit_src.is_dir() and (dit_src / "transformer" / "config.json").is_file())
     if weight_storage == "auto" and streamed:
-        splan = plan_wan_storage(dit_src, family, dtype, device, vae_m, te, free_bytes=free_bytes,
+        splan = plan_wan_storage(dit_src, family, dtype, plan_device or device, vae_m, te, free_bytes=free_bytes,
                                  vram_state=vram_state, references=references, mode=memory_mode)
         storage = splan.storage
         options.update(storage_plan=splan, batch_branches=splan.batch_branches)
