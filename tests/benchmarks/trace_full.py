@@ -206,7 +206,33 @@ def main() -> dict:
         for frames, h, w, label in ((11, 60, 104, "41x480x832"), (21, 30, 52, "81x240x416")):
             peak = activation_peak(*wan_step(dit, frames, h, w))
             print(f"  {label} ({frames * h * w // 4} tokens per branch): activations {peak / GIB:.2f} GiB")
+        out["phantom14b"] = trace_phantom_14b()
     return out
+
+
+def trace_phantom_14b() -> list[dict]:
+    """Phantom-Wan-14B (40 × 5120, FFN 13824) with K reference frames: traced activation peak, the planner's estimate
+    and FLOPs per forward, for the three CFG branches batched and for one branch (the 12 GB plan runs them one at a
+    time). Call inside :func:`fake_cuda`."""
+    from idvideo_core.memory.estimate import Workload
+
+    dit = build_wan(WAN_14B)
+    rows = []
+    for label, frames, refs, batch in (("81 frames, no refs, 2 branches (T2V)", 21, 0, 2),
+                                       ("81 frames + 4 refs, 3 branches", 21, 4, 3),
+                                       ("81 frames + 4 refs, 1 branch", 21, 4, 1),
+                                       ("81 frames + 1 ref, 1 branch", 21, 1, 1),
+                                       ("121 frames + 4 refs, 1 branch", 31, 4, 1)):
+        fn, tracked = wan_step(dit, frames, 60, 104, refs=refs, batch=batch)
+        peak = activation_peak(fn, tracked)
+        est = Workload(batch, (frames + refs) * 30 * 52, 5120, 13824, 2).activation_bytes
+        f = flops(fn)
+        rows.append(dict(label=label, peak=peak, estimate=est, flops=f["total"],
+                         attention=f.get("aten._scaled_dot_product_flash_attention", 0.0)))
+        print(f"Phantom-14B 832x480, {label}: activations {peak / GIB:.2f} GiB traced, {est / GIB:.2f} GiB "
+              f"estimated ({est / peak:.3f}×); {f['total'] / 1e12:.0f} TFLOP per forward (attention "
+              f"{rows[-1]['attention'] / 1e12:.0f})")
+    return rows
 
 
 if __name__ == "__main__":
