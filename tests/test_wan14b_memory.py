@@ -123,3 +123,23 @@ def test_loader_auto_plans_before_reading_and_prints(tmp_path, caplog):
     from idvideo_core.memory.estimate import default_workload
 
     assert default_workload("phantom_wan", m.transformer, 4).batch == 1
+
+
+def test_estimate_covers_the_traced_14b_forward():
+    """The planner's activation constants hold for the 14B shapes with references (+K frames), batched or not: the
+    real-size 14B forward traced on fake tensors (tests/benchmarks/trace_full.py), estimate within [1, 1.15] ×."""
+    pytest.importorskip("torch.distributed._tools.mem_tracker")
+    from benchmarks import trace_full as tr
+    from benchmarks.bench_consisid import WAN_14B as FULL
+    from idvideo_core.memory.estimate import Workload
+
+    ctx = tr.fake_cuda()
+    ctx.__enter__()
+    try:
+        dit = tr.build_wan(FULL)
+        for frames, refs, batch in ((6, 4, 3), (11, 1, 1)):
+            traced = tr.activation_peak(*tr.wan_step(dit, frames, 30, 52, refs=refs, batch=batch))
+            est = Workload(batch, (frames + refs) * 15 * 26, 5120, 13824, 2).activation_bytes
+            assert 1.0 <= est / traced <= 1.15, (frames, refs, batch, est / GIB, traced / GIB)
+    finally:
+        ctx.__exit__(None, None, None)
