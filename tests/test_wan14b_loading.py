@@ -164,3 +164,22 @@ def test_missing_shard_and_truncated_shard_are_named(files, tmp_path):
     p.write_bytes(p.read_bytes()[:-100])
     with pytest.raises(CorruptFileError, match="00002-of-00003"):
         load_dit(d / "Phantom_Wan_14B.safetensors.index.json")
+
+
+def test_diffusers_folder_streams_too_and_can_store_fp8(tmp_path):
+    """A diffusers ``transformer/`` folder (diffusers key names) goes through the same streamed loader: same forward
+    as diffusers' own from_pretrained, and fp8 storage applies while streaming."""
+    from diffusers import WanTransformer3DModel
+
+    from idvideo_core.backbones.wan.transformer import WanDiT
+    from idvideo_core.testing.tiny_wan import write_diffusers_folder
+
+    folder = write_diffusers_folder(tmp_path / "Wan2.1-T2V-1.3B-Diffusers")
+    stock = WanDiT(WanTransformer3DModel.from_pretrained(str(folder / "transformer")).eval())
+    rep = DitLoadReport("folder")
+    dit = load_dit(folder, torch.float32, report=rep)
+    assert rep.file_format == "fp32" and rep.config["num_attention_heads"] == TINY_DIT["num_attention_heads"]
+    assert (_forward(dit, TINY_DIT) - _forward(stock, TINY_DIT)).abs().max().item() <= 1e-5
+    f8 = load_dit(folder, torch.float32, storage="fp8_e4m3")
+    assert sum(isinstance(m, Fp8Linear) for m in f8.modules()) == 2 * 10
+    assert _rel(_forward(f8, TINY_DIT), _forward(stock, TINY_DIT)) <= REL_ERROR_BOUND

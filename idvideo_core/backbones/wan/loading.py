@@ -459,12 +459,31 @@ def load_dit(path: str | Path, dtype=torch.float32, storage: str = "default",
     """A Wan DiT from a single file (.safetensors/.pt/.pth, any key naming, bf16/fp16/fp32/fp8/fp8-scaled), a
     sharded checkpoint (index, folder or one shard) or a diffusers ``transformer/`` folder."""
     path = Path(path)
-    if path.is_dir() and shard_files(path) is None:
+    src = streamable(path)
+    if src is None and path.is_dir():
         sub = path / "transformer" if (path / "transformer" / "config.json").is_file() else path
         return _dit_from_folder(sub, dtype)
     if not path.exists():
         raise MissingModelError(f"the Wan DiT file {path.name}", [path], PUBLISHED_WAN)
-    return dit_from_source(open_dit_source(path), dtype, storage, path, report)
+    return dit_from_source(open_dit_source(src), dtype, storage, path, report)
+
+
+def streamable(path: str | Path) -> Optional[Path]:
+    """What :func:`open_dit_source` can stream for ``path``: the path itself (a file, a shard, an index, a folder
+    with an index) or, for a diffusers folder, its ``transformer/`` index or single ``*.safetensors``; None when only
+    ``from_pretrained`` can read it (e.g. ``.bin`` weights) or nothing is there."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        return None
+    if shard_files(path) is not None:
+        return path
+    sub = path / "transformer" if (path / "transformer").is_dir() else path
+    if sub != path and shard_files(sub) is not None:
+        return sub
+    single = sorted(sub.glob("*.safetensors"))
+    return single[0] if len(single) == 1 else None
 
 
 def _dit_from_folder(folder: Path, dtype) -> WanDiT:

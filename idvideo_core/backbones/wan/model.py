@@ -33,7 +33,8 @@ from ...dtypes import resolve_dtype
 from ...errors import InputError, MissingModelError, WrongModelError
 from ...safeload import read_json
 from ..base import LoadedModel
-from .loading import DitLoadReport, dit_sizes, load_dit, load_text_encoder, load_vae, read_dit_header
+from .loading import (DitLoadReport, dit_sizes, load_dit, load_text_encoder, load_vae, read_dit_header,
+                      streamable)
 
 log = logging.getLogger("idvideo")
 FAMILIES = ("wan", "concatid_wan", "phantom_wan")
@@ -110,8 +111,7 @@ def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = No
         te, tok = load_text_encoder(te_src, dtype, tok_dir)
     options: dict = {}
     storage, splan = weight_storage, None
-    streamed = not (dit_src.is_dir() and (dit_src / "config.json").is_file()) and \
-        not (dit_src.is_dir() and (dit_src / "transformer" / "config.json").is_file())
+    streamed = streamable(dit_src) is not None           # else a diffusers folder read with from_pretrained
     if weight_storage == "auto" and streamed:
         splan = plan_wan_storage(dit_src, family, dtype, plan_device or device, vae_m, te, free_bytes=free_bytes,
                                  vram_state=vram_state, references=references, mode=memory_mode)
@@ -126,6 +126,10 @@ def load_wan_model(family: str = "concatid_wan", base: Optional[str | Path] = No
         storage = "default"
     report = DitLoadReport(str(dit_src))
     transformer = load_dit(dit_src, dtype, storage if streamed else "default", report=report)
+    if storage == "fp8_e4m3" and not streamed:                      # read whole by from_pretrained: quantise now
+        from ...memory.fp8 import quantize_module_fp8
+
+        log.info("IDVideo: %s", quantize_module_fp8(transformer).summary())
     if splan is not None:
         report.plan = splan.describe()
     if transformer.adaln is not None and family != "concatid_wan":
@@ -178,7 +182,7 @@ def plan_wan_storage(dit_path, family: str, dtype, device, vae=None, text_encode
     from ...memory.storage import plan_storage
     from .. import registry
 
-    _, shapes, cfg = read_dit_header(dit_path)
+    _, shapes, cfg = read_dit_header(streamable(dit_path))
     sizes = {s: dit_sizes(shapes, s, dtype) for s in ("default", "fp8_e4m3")}
     other = _module_bytes(vae) + _module_bytes(text_encoder)
     for s in sizes.values():
