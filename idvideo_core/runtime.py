@@ -134,7 +134,9 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
 
     work = default_workload(model.family, model.transformer,
                             torch.empty((), dtype=model.dtype or torch.float32).element_size())
-    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap,
+    # the node's blocks_to_swap applies to block_swap only ("With block_swap: …"); auto computes its own count
+    swap = blocks_to_swap if str(getattr(mode, "value", mode)).strip().lower() == "block_swap" else None
+    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=swap,
                                    working_bytes=work.activation_bytes if work else 0)
     log.info("IDVideo memory plan:\n%s", model.memory.summary())
     return model
