@@ -1,4 +1,4 @@
-"""One prepared GPU run for every figure still missing (issue 11 item 7); about 5 minutes on an H100, ≤ 8 by design.
+"""One prepared GPU run for every figure still missing (issue 11 item 7); estimated ~5 min on an H100 (≤ 8 by design).
 
     python -m tests.benchmarks.gpu_run             # needs a CUDA GPU with ≥ 60 GB (H100/H200/A100-80G)
     python -m tests.benchmarks.gpu_run --micro     # tiny sizes on the CPU: every code path, figures meaningless
