@@ -7,8 +7,18 @@ Layouts:
   Wan VAE (``wan_2.1_vae.safetensors``), UMT5 in HF T5 names carrying its sentencepiece model as ``spiece_model``.
 * DiT overrides: Concat-ID-Wan ``first_stage.pt`` / ``second_stage_adaln.pt`` and ``Phantom-Wan-1.3B.pth``
   (pickles, loaded ``weights_only``), or any of them converted to safetensors (original or diffusers names).
+* Phantom-Wan-14B as published: ``Phantom_Wan_14B-0000N-of-00006.safetensors`` + ``Phantom_Wan_14B.safetensors
+  .index.json`` (original Wan keys, no prefix; the official ``subject2video.py`` reads the index's ``weight_map``),
+  given as the index, the folder or any shard.
+* The DiT files creators have: bf16, fp16, ``fp8_e4m3fn`` (block weights stored fp8, no scales) and "fp8 scaled"
+  (``<layer>.scale_weight`` float32 per tensor, optional ``<layer>.scale_input``, a ``scaled_fp8`` marker tensor —
+  ComfyUI's convention: weight = fp8 · scale_weight).
 
-Single files carry no config, so it is inferred from tensor shapes; the head size is 128 in every Wan2.1 model.
+DiT weights stream: the model is built on the meta device from the config inferred from the tensor shapes (the head
+size is 128 in every Wan2.1 model; dim, heads, layers, FFN, channels and text width are read from the tensors, never
+from names), then each tensor is read from its file (safetensors ``safe_open``), converted and assigned before the
+next is read, so memory never holds a second full copy of the model. fp8 weights stay fp8 where asked
+(:class:`~idvideo_core.memory.fp8.Fp8Linear`), else are dequantised one tensor at a time.
 """
 from __future__ import annotations
 
@@ -62,11 +72,6 @@ def infer_transformer_config(sd: dict) -> dict:
         cfg["image_dim"] = int(sd["condition_embedder.image_embedder.norm1.weight"].shape[0])
         cfg["added_kv_proj_dim"] = inner
     return cfg
-
-
-def _cast(sd: dict, dtype) -> dict:
-    return {k: (v.float() if any(p in k.split(".") for p in _FP32_PARTS) else v.to(dtype))
-            if v.is_floating_point() else v for k, v in sd.items()}
 
 
 # ------------------------------------------------------------------------------------- streamed tensor sources
