@@ -1,0 +1,114 @@
+"""Tiny scoring models in the published layouts (tests and ``score --smoke``; never committed).
+
+- ``<root>/insightface/models/buffalo_l/{det_10g,w600k_r50}.onnx`` (insightface's default pack layout) via
+  :func:`idvideo_core.testing.tiny_faces.write_tiny_buffalo_l`: a *probing* SCRFD whose answer depends on a colour
+  code painted in the top-left corner of each image (:func:`code_image`), so frames can have a face, a face only after
+  the protocols' grey padding, two faces, or none.
+- ``glint360k_curricular_face_r101_backbone.bin``: the real IR-101 key layout (all 49 units) at a tiny width, random
+  weights and BatchNorm statistics, written with ``torch.save`` as the published file is.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .tiny_faces import DetectorMode, PlantedFace, probe_value, write_tiny_buffalo_l
+
+SIZE = 160                 # every test image is SIZE × SIZE
+CODE = 40                  # the colour code fills the top-left CODE × CODE pixels
+PAD = int(SIZE * 0.25)     # the protocols' grey padding of a SIZE image
+PROBES = ((2, 2), (70, 70))  # (x, y) in the 320×320 detection input: the corner, and inside the code when padded
+
+FACE = (44, 40, 124, 136)                          # the single face (x1, y1, x2, y2)
+LEFT_FACE, RIGHT_FACE = (6, 52, 76, 144), (84, 44, 154, 136)
+SMALL_FACE = (6, 100, 40, 140)
+
+# red value of the code → what the detector reports
+CODE_FACE = 255            # one face at FACE
+CODE_PAD_ONLY = 0          # no face; after the grey padding: FACE
+CODE_NONE = 64             # never a face
+CODE_TWO = 192             # two faces, LEFT_FACE and RIGHT_FACE (RIGHT is larger)
+CODE_SMALL_AND_FACE = 224  # a small face and FACE (the protocols take FACE, the largest)
+
+
+def _shift(box, d):
+    return tuple(v + d for v in box)
+
+
+def detector_modes() -> list[DetectorMode]:
+    grey = probe_value(128)
+    s = (SIZE, SIZE)
+    return [DetectorMode({0: probe_value(CODE_FACE)}, s, [PlantedFace(FACE)]),
+            DetectorMode({0: grey, 1: probe_value(CODE_PAD_ONLY)}, (SIZE + 2 * PAD,) * 2,
+                         [PlantedFace(_shift(FACE, PAD), score=0.8)]),
+            DetectorMode({0: probe_value(CODE_TWO)}, s, [PlantedFace(LEFT_FACE, score=0.85), PlantedFace(RIGHT_FACE)]),
+            DetectorMode({0: probe_value(CODE_SMALL_AND_FACE)}, s,
+                         [PlantedFace(SMALL_FACE, score=0.95), PlantedFace(FACE, score=0.7)])]
+
+
+def write_tiny_buffalo(insightface_dir: Path | str, seed: int = 0) -> Path:
+    """``<insightface_dir>/models/buffalo_l/`` with the probing detector; returns the pack folder."""
+    return write_tiny_buffalo_l(insightface_dir, PROBES, detector_modes(), seed)
+
+
+def tiny_curricularface_state_dict(widths=(4, 8, 12, 16), embed_dim: int = 32, seed: int = 0) -> dict:
+    import torch
+
+    from ..evaluate.curricularface import CurricularFaceIR101
+
+    torch.manual_seed(seed)
+    net = CurricularFaceIR101(widths, embed_dim)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+                m.num_batches_tracked.fill_(1000)
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.1)
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def write_tiny_curricularface(path: Path | str, seed: int = 0, **kw) -> Path:
+    import torch
+
+    from ..evaluate.curricularface import FILE_NAME
+
+    path = Path(path)
+    if path.suffix != ".bin":
+        path = path / FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(tiny_curricularface_state_dict(seed=seed, **kw), path)
+    return path
+
+
+def write_tiny_scoring_models(models_root: Path | str, seed: int = 0) -> Path:
+    """A ComfyUI-style ``models/`` tree with buffalo_l under ``insightface/`` and IR-101 under ``idvideo/``."""
+    models_root = Path(models_root)
+    write_tiny_buffalo(models_root / "insightface", seed)
+    write_tiny_curricularface(models_root / "idvideo", seed)
+    return models_root
+
+
+def code_image(content_rgb: np.ndarray, code: int, box=FACE) -> np.ndarray:
+    """A SIZE × SIZE RGB image: ``content_rgb`` resized into ``box`` on a mid-grey-blue background, the colour code
+    (red = ``code``) in the top-left corner."""
+    import cv2
+
+    img = np.full((SIZE, SIZE, 3), (90, 110, 130), np.uint8)
+    x1, y1, x2, y2 = box
+    img[y1:y2, x1:x2] = cv2.resize(content_rgb, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
+    img[:CODE, :CODE] = (code, 40, 200)
+    return img
+
+
+def two_face_image(left_rgb: np.ndarray, right_rgb: np.ndarray, code: int = CODE_TWO) -> np.ndarray:
+    img = code_image(right_rgb, code, RIGHT_FACE)
+    import cv2
+
+    x1, y1, x2, y2 = LEFT_FACE
+    img[y1:y2, x1:x2] = cv2.resize(left_rgb, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
+    img[:CODE, :CODE] = (code, 40, 200)
+    return img
