@@ -66,7 +66,7 @@ def plot_report(report, width: int = W, height: int = H) -> np.ndarray:
     for f in sorted(set(np.linspace(lo, hi, min(len(set(frames)), 9) or 1, dtype=int).tolist())):
         d.text((px(f), y1 + 6), str(f), fill=(60, 60, 60), font=small, anchor="ma")
     d.rectangle([x0, y0, x1, y1], outline=(120, 120, 120))
-    d.text((x0, 10), f"Identity similarity per frame — {report.protocol} protocol", fill=(0, 0, 0), font=font)
+    d.text((x0, 10), f"Identity similarity per frame - {report.protocol} protocol", fill=(0, 0, 0), font=font)
     d.text(((x0 + x1) / 2, height - 16), "video frame", fill=(60, 60, 60), font=small, anchor="ma")
 
     legend_y = y0
@@ -89,10 +89,11 @@ def plot_report(report, width: int = W, height: int = H) -> np.ndarray:
                                   fill=(255, 255, 255) if p[2] else c)
             if mean is not None:
                 _dashed(d, (x0, py(mean)), (x1, py(mean)), c, width=1, dash=2, gap=3)
-            label = f"{ident.label} {'Arc' if metric == 'arc' else 'Cur'}: " + \
+            name = ident.label if len(ident.label) <= 12 else ident.label[:11] + "…"
+            label = f"{name} {'Arc' if metric == 'arc' else 'Cur'}: " + \
                     ("n/a" if mean is None else f"{mean:.3f}")
             if metric == "cur" and mean is None and report.cur_model is None:
-                label = f"{ident.label} Cur: skipped"
+                label = f"{name} Cur: skipped"
             if dashed:
                 _dashed(d, (x1 + 12, legend_y + 7), (x1 + 34, legend_y + 7), c)
             else:

@@ -284,7 +284,7 @@ def score_frames(models, frames, references: Sequence[Reference], protocol: Prot
                          str(models.clip_path) if models.clip is not None else None,
                          len(video), [int(t) for t in idx], identities, clip, prompt, notes)
     for n in notes:
-        log.info("IDVideo score: %s", n)
+        log.debug("IDVideo score: %s", n)
     return report
 
 
@@ -319,3 +319,31 @@ def best_index(reports: Sequence[ScoreReport]) -> int:
                 r.facesim_cur if r.facesim_cur is not None else -1.0, -i)
 
     return max(range(len(reports)), key=key)
+
+
+def score_videos(score_models, videos: Sequence, references: Sequence[Reference], protocol: Protocol = OPENS2V,
+                 num_frames: Optional[int] = None, prompt: Optional[str] = None, labels: Sequence[str] = ()
+                 ) -> tuple[list[ScoreReport], int]:
+    """Score several candidate videos (e.g. one per seed) of the same references; returns (reports, best)."""
+    from ..bridge import Progress
+
+    per = protocol.num_frames if num_frames is None else num_frames
+    total = sum(len(sample_indices(len(v), per)) for v in videos)
+    bar = Progress(total, "Scoring identity")
+    try:
+        reports = [score_frames(score_models, v, references, protocol, num_frames, prompt, progress=bar)
+                   for v in videos]
+    finally:
+        bar.close()
+    return reports, best_index(reports)
+
+
+def report_json(reports: Sequence[ScoreReport], best: int, labels: Sequence[str] = ()) -> str:
+    """One report as JSON; several: ``{"best": k, "videos": [...]}`` (each with its label)."""
+    import json
+
+    if len(reports) == 1:
+        return json.dumps(reports[0].to_dict(), indent=1)
+    labels = list(labels) or [f"video {k + 1}" for k in range(len(reports))]
+    return json.dumps({"best": best, "best_label": labels[best],
+                       "videos": [{"label": lab, **r.to_dict()} for lab, r in zip(labels, reports)]}, indent=1)

@@ -47,8 +47,12 @@ def detector_modes() -> list[DetectorMode]:
                          [PlantedFace(SMALL_FACE, score=0.95), PlantedFace(FACE, score=0.7)])]
 
 
-def write_tiny_buffalo(insightface_dir: Path | str, seed: int = 0) -> Path:
-    """``<insightface_dir>/models/buffalo_l/`` with the probing detector; returns the pack folder."""
+def write_tiny_buffalo(insightface_dir: Path | str, seed: int = 0, always_face: bool = False) -> Path:
+    """``<insightface_dir>/models/buffalo_l/`` with the probing detector; returns the pack folder.
+    ``always_face``: a detector that reports one central face in every image instead (``score --smoke``)."""
+    if always_face:
+        modes = [DetectorMode({}, (320, 320), [PlantedFace((110, 100, 210, 220))])]
+        return write_tiny_buffalo_l(insightface_dir, PROBES, modes, seed)
     return write_tiny_buffalo_l(insightface_dir, PROBES, detector_modes(), seed)
 
 
@@ -84,10 +88,10 @@ def write_tiny_curricularface(path: Path | str, seed: int = 0, **kw) -> Path:
     return path
 
 
-def write_tiny_scoring_models(models_root: Path | str, seed: int = 0) -> Path:
+def write_tiny_scoring_models(models_root: Path | str, seed: int = 0, always_face: bool = False) -> Path:
     """A ComfyUI-style ``models/`` tree with buffalo_l under ``insightface/`` and IR-101 under ``idvideo/``."""
     models_root = Path(models_root)
-    write_tiny_buffalo(models_root / "insightface", seed)
+    write_tiny_buffalo(models_root / "insightface", seed, always_face)
     write_tiny_curricularface(models_root / "idvideo", seed)
     return models_root
 

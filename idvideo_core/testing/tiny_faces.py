@@ -174,6 +174,9 @@ def write_tiny_scrfd_modes(path: Path | str, probes: Sequence[tuple[int, int]], 
             else:
                 nodes.append(helper.make_node("Mul", [ind, f"{name}_f"], [f"{name}_and"], name=f"Mul_{name}"))
                 ind = f"{name}_and"
+        if ind is None:  # no condition: this mode always fires
+            ind = f"m{k}_always"
+            inits.append(numpy_helper.from_array(np.array(1.0, np.float32), ind))
         for i, arr in enumerate(_planted_arrays(mode.image_size, mode.faces, det_size)):
             c = f"m{k}_{SCRFD_OUTPUTS[i]}"
             inits.append(numpy_helper.from_array(arr, c))
