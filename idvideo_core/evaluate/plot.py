@@ -89,7 +89,7 @@ def plot_report(report, width: int = W, height: int = H) -> np.ndarray:
                                   fill=(255, 255, 255) if p[2] else c)
             if mean is not None:
                 _dashed(d, (x0, py(mean)), (x1, py(mean)), c, width=1, dash=2, gap=3)
-            name = ident.label if len(ident.label) <= 12 else ident.label[:11] + "…"
+            name = ident.label if len(ident.label) <= 12 else ident.label[:11] + "."
             label = f"{name} {'Arc' if metric == 'arc' else 'Cur'}: " + \
                     ("n/a" if mean is None else f"{mean:.3f}")
             if metric == "cur" and mean is None and report.cur_model is None:
