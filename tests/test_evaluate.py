@@ -351,3 +351,50 @@ def test_plot_and_json_from_the_command(photos, models_root, tmp_path, monkeypat
     img = np.asarray(Image.open(out_png))
     assert img.shape == (420, 960, 3) and img.std() > 10
     assert (img == (214, 39, 40)).all(axis=-1).any()   # the missing-frame markers are drawn
+
+
+def test_best_of_seeds_keeps_the_video_of_the_reference(photos, models_root, tmp_path, monkeypatch):
+    """generate --seeds: each seed's video is scored against --image; the contact sheet is written and --keep-best
+    leaves only the best video. ``generate`` is stood in for by a writer whose seed 2 shows the reference person."""
+    from PIL import Image
+
+    from idvideo_core.cli import build_parser
+    from idvideo_core.evaluate.cli import best_of_main, seeds_of
+    from idvideo_core.video import write_video
+
+    monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(models_root))
+    photo = tmp_path / "face.png"
+    Image.fromarray(te.code_image(photos["tom"], te.CODE_FACE)).save(photo)
+
+    def fake_generate(args):
+        rng = np.random.default_rng(args.seed)
+        who = photos["tom"] if args.seed == 2 else photos["other"]
+        frames = np.stack([_noisy(te.code_image(who, te.CODE_FACE), rng) for _ in range(5)])
+        return write_video(torch.from_numpy(frames.astype(np.float32) / 255), fps=8, filename_prefix="seed",
+                           output_dir=tmp_path / "out").path
+
+    args = build_parser().parse_args(["generate", "--image", str(photo), "--seeds", "1,2,3", "--keep-best",
+                                      "--prompt", "a person"])
+    assert seeds_of(args) == [1, 2, 3]
+    best = best_of_main(args, fake_generate, seeds_of(args))
+    videos = sorted((tmp_path / "out").glob("seed_*.mp4"))
+    assert videos == [best] and best.name == "seed_00002.mp4"
+    sheet = np.asarray(Image.open(best.with_name(best.stem + "_contact_sheet.png")))
+    assert sheet.shape[0] == 3 * (160 + 16)
+    summary = json.loads(best.with_name(best.stem + "_scores.json").read_text())
+    assert summary["best_seed"] == 2 and [v["seed"] for v in summary["videos"]] == [1, 2, 3]
+    assert summary["videos"][1]["facesim_arc"] > max(summary["videos"][0]["facesim_arc"],
+                                                     summary["videos"][2]["facesim_arc"])
+    n = build_parser().parse_args(["generate", "--num-seeds", "3", "--seed", "7"])
+    assert seeds_of(n) == [7, 8, 9]
+
+
+def test_seed_list_parsing():
+    from idvideo_core.errors import InputError
+    from idvideo_core.evaluate.seeds import parse_seeds
+
+    assert parse_seeds("1, 2,3") == [1, 2, 3]
+    assert parse_seeds("10-12, 5") == [10, 11, 12, 5]
+    for bad in ("", "a", "5-3", "-1"):
+        with pytest.raises(InputError):
+            parse_seeds(bad)
