@@ -398,3 +398,30 @@ def test_seed_list_parsing():
     for bad in ("", "a", "5-3", "-1"):
         with pytest.raises(InputError):
             parse_seeds(bad)
+
+
+def test_clip_score_follows_consisid_script(photos, models_root, tmp_path, monkeypatch):
+    """CLIPScore: a transformers CLIPModel folder under models/idvideo/clip-vit-base-patch32 is found; the score is
+    ConsisID's get_clipscore: frames int(i·N/16) as OpenCV BGR arrays, padded/truncated prompt, mean logits."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    from idvideo_core.evaluate.models import load_score_models
+    from idvideo_core.evaluate.score import Reference, score_frames
+
+    root = tmp_path / "models"
+    te.write_tiny_scoring_models(root)
+    clip_dir = te.write_tiny_clip(root / "idvideo" / "clip-vit-base-patch32")
+    monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(root))
+    m = load_score_models("CPU")
+    assert m.clip is not None and m.clip_path == clip_dir
+    video = mixed_video(photos, n=21)
+    prompt = "a person smiling at the camera"
+    rep = score_frames(m, video, [Reference("tom", te.code_image(photos["tom"], te.CODE_FACE))], prompt=prompt)
+    model, proc = CLIPModel.from_pretrained(str(clip_dir)), CLIPProcessor.from_pretrained(str(clip_dir))
+    frames = [cv2.cvtColor(video[int(i * len(video) / 16)], cv2.COLOR_RGB2BGR) for i in range(16)]
+    with torch.no_grad():
+        want = model(**proc(text=prompt, images=frames, return_tensors="pt", padding=True, truncation=True)
+                     ).logits_per_image.mean().item()
+    assert abs(rep.clip_score - want) <= 1e-6
+    no_prompt = score_frames(m, video[:4], [Reference("tom", te.code_image(photos["tom"], te.CODE_FACE))])
+    assert no_prompt.clip_score is None and any("no prompt" in n for n in no_prompt.notes)

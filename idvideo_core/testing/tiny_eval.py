@@ -116,3 +116,46 @@ def two_face_image(left_rgb: np.ndarray, right_rgb: np.ndarray, code: int = CODE
     img[y1:y2, x1:x2] = cv2.resize(left_rgb, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
     img[:CODE, :CODE] = (code, 40, 200)
     return img
+
+
+def _bytes_to_unicode() -> dict:
+    """GPT-2/CLIP byte-level BPE alphabet (printable stand-ins for the 256 bytes)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def write_tiny_clip(folder: Path | str, seed: int = 0) -> Path:
+    """A transformers ``CLIPModel`` folder as ``openai/clip-vit-base-patch32`` is laid out (config, weights,
+    vocab/merges tokenizer, image processor), tiny and random: a byte-level vocabulary without merges."""
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(_bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=ip, tokenizer=tok).save_pretrained(folder)
+    eos = vocab["<|endoftext|>"]
+    cfg = CLIPConfig(text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37,
+                                      num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=77,
+                                      bos_token_id=vocab["<|startoftext|>"], eos_token_id=eos, pad_token_id=eos),
+                     vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                        num_attention_heads=2, image_size=32, patch_size=8), projection_dim=16)
+    torch.manual_seed(seed)
+    CLIPModel(cfg).save_pretrained(folder)
+    return folder
