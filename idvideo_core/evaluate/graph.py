@@ -9,8 +9,8 @@ CurricularFace file) and in the usual folders, and are cached between runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from .score import Reference, report_json, score_videos
 log = logging.getLogger("idvideo")
 
 
-def _face_encoder_hint(face_models) -> Optional[Path]:
+def _face_encoder_hint(face_models) -> Path | None:
     files = getattr(face_models, "files", None)
     scrfd = getattr(files, "scrfd", None)
     if scrfd is None:

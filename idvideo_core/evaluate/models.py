@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .. import paths
 from ..faces import locate
@@ -37,10 +37,10 @@ class ScoreModels:
     recognizer: Any                    # ArcFaceRecognizer (raw embeddings)
     arc_pack: str                      # ARC_BUFFALO or ARC_FALLBACK
     arc_files: tuple
-    cur: Optional[Any] = None          # CurricularFaceIR101 or None
-    cur_path: Optional[Path] = None
-    clip: Optional[tuple] = None       # (CLIPModel, CLIPProcessor) or None
-    clip_path: Optional[Path] = None
+    cur: Any | None = None          # CurricularFaceIR101 or None
+    cur_path: Path | None = None
+    clip: tuple | None = None       # (CLIPModel, CLIPProcessor) or None
+    clip_path: Path | None = None
     notes: list = field(default_factory=list)
     provider: str = "CPU"
 
@@ -67,7 +67,7 @@ def clip_candidates(consisid_folder=None) -> list[Path]:
     return locate._unique(dirs)
 
 
-def _first_file(cands: list[Path]) -> Optional[Path]:
+def _first_file(cands: list[Path]) -> Path | None:
     return next((c for c in cands if c.is_file()), None)
 
 
@@ -97,7 +97,7 @@ def find_arc_files(consisid_folder=None, allow_fallback: bool = True) -> tuple[P
 _CACHE: dict = {}
 
 
-def _stamp(p: Optional[Path]):
+def _stamp(p: Path | None):
     return None if p is None else (str(p), p.stat().st_mtime_ns, p.stat().st_size)
 
 

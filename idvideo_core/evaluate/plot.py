@@ -11,7 +11,7 @@ scored after the grey-padded retry gets a hollow dot; dotted horizontal lines ma
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -74,7 +74,7 @@ def plot_report(report, width: int = W, height: int = H) -> np.ndarray:
         c = COLOURS[k % len(COLOURS)]
         for metric, dashed in (("arc", False), ("cur", True)):
             mean = ident.facesim_arc if metric == "arc" else ident.facesim_cur
-            pts: list[Optional[tuple]] = []
+            pts: list[tuple | None] = []
             for fs in ident.frames:
                 v = getattr(fs, metric)
                 pts.append(None if fs.missing or v is None else (px(fs.frame), py(v), fs.padded))

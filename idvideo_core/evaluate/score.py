@@ -14,8 +14,8 @@ zero. Cosines are the protocols' ``max(0, cos)``; the means follow the chosen pr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -42,24 +42,24 @@ class Reference:
 
     label: str
     rgb: np.ndarray
-    bbox: Optional[np.ndarray] = None
+    bbox: np.ndarray | None = None
 
 
 @dataclass
 class FrameScore:
     frame: int
-    arc: Optional[float] = None
-    cur: Optional[float] = None
+    arc: float | None = None
+    cur: float | None = None
     padded: bool = False
-    bbox: Optional[list] = None
-    missing: Optional[str] = None      # why this identity has no face in this frame
+    bbox: list | None = None
+    missing: str | None = None      # why this identity has no face in this frame
 
 
 @dataclass
 class IdentityScore:
     label: str
-    facesim_arc: Optional[float]
-    facesim_cur: Optional[float]
+    facesim_arc: float | None
+    facesim_cur: float | None
     frames: list = field(default_factory=list)       # FrameScore per sampled frame
 
     @property
@@ -72,26 +72,26 @@ class ScoreReport:
     protocol: str
     protocol_source: str
     arc_model: str
-    cur_model: Optional[str]
-    clip_model: Optional[str]
+    cur_model: str | None
+    clip_model: str | None
     total_frames: int
     sampled_frames: list
     identities: list
-    clip_score: Optional[float] = None
-    prompt: Optional[str] = None
+    clip_score: float | None = None
+    prompt: str | None = None
     notes: list = field(default_factory=list)
 
     # The headline numbers: the mean over identities of each identity's protocol mean (None when unavailable).
-    def _mean(self, attr: str) -> Optional[float]:
+    def _mean(self, attr: str) -> float | None:
         vals = [getattr(i, attr) for i in self.identities if getattr(i, attr) is not None]
         return float(np.mean(vals)) if vals else None
 
     @property
-    def facesim_arc(self) -> Optional[float]:
+    def facesim_arc(self) -> float | None:
         return self._mean("facesim_arc")
 
     @property
-    def facesim_cur(self) -> Optional[float]:
+    def facesim_cur(self) -> float | None:
         return self._mean("facesim_cur")
 
     def to_dict(self) -> dict:
@@ -177,7 +177,7 @@ def assign(sim: np.ndarray) -> dict[int, int]:
 class _RefEmb:
     label: str
     arc: np.ndarray
-    cur: Optional[np.ndarray]
+    cur: np.ndarray | None
 
 
 def _reference_embeddings(models, refs: Sequence[Reference], protocol: Protocol) -> list[_RefEmb]:
@@ -220,7 +220,7 @@ def to_uint8_frames(frames) -> np.ndarray:
 
 
 def score_frames(models, frames, references: Sequence[Reference], protocol: Protocol = OPENS2V,
-                 num_frames: Optional[int] = None, prompt: Optional[str] = None, progress=None) -> ScoreReport:
+                 num_frames: int | None = None, prompt: str | None = None, progress=None) -> ScoreReport:
     """Score one video (frames (N, H, W, 3) RGB, uint8 or float 0..1) against the reference identities."""
     if not references:
         raise InputError("No reference face was given.", "Connect the faces output of 'IDVideo Face Loader'.")
@@ -322,7 +322,7 @@ def best_index(reports: Sequence[ScoreReport]) -> int:
 
 
 def score_videos(score_models, videos: Sequence, references: Sequence[Reference], protocol: Protocol = OPENS2V,
-                 num_frames: Optional[int] = None, prompt: Optional[str] = None, labels: Sequence[str] = ()
+                 num_frames: int | None = None, prompt: str | None = None, labels: Sequence[str] = ()
                  ) -> tuple[list[ScoreReport], int]:
     """Score several candidate videos (e.g. one per seed) of the same references; returns (reports, best)."""
     from ..bridge import Progress

@@ -136,7 +136,13 @@ def write_tiny_clip(folder: Path | str, seed: int = 0) -> Path:
     import json
 
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTokenizer,
+    )
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
