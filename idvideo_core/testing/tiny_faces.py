@@ -144,12 +144,14 @@ def probe_value(red: int) -> float:
 
 
 def write_tiny_scrfd_modes(path: Path | str, probes: Sequence[tuple[int, int]], modes: Sequence[DetectorMode],
-                           det_size: int = 320, tol: float = 0.1) -> Path:
+                           det_size: int = 320, tol: float = 0.1, dynamic: bool = True) -> Path:
     """An SCRFD-format detector whose answer depends on the image: it reads the red channel at ``probes`` ((x, y) in
     the letter-boxed detection input) and reports the faces of the mode whose conditions hold (none: no face).
 
     This lets one detector file find faces in some frames, none in others, and others only after the
-    grey padding of the evaluation protocols (the padded frame puts grey where the frame's corner was)."""
+    grey padding of the evaluation protocols (the padded frame puts grey where the frame's corner was).
+    ``dynamic``: the input's height and width are symbolic like the real ``det_10g.onnx``'s, so the caller's
+    detection size decides the input (the planted outputs fit ``det_size`` only: any other size fails loudly)."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits = [], [numpy_helper.from_array(np.array(tol, np.float32), "tol")]
@@ -194,8 +196,9 @@ def write_tiny_scrfd_modes(path: Path | str, probes: Sequence[tuple[int, int]], 
             totals[i] = f"{name}_zero"
         nodes.append(helper.make_node("Identity", [totals[i]], [name], name=f"Identity_{name}"))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+    side = ["?", "?"] if dynamic else [det_size, det_size]
     graph = helper.make_graph(nodes, "tiny_scrfd_probing",
-                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, det_size, det_size])],
+                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, *side])],
                               outputs, inits)
     return _save_onnx(graph, path)
 
