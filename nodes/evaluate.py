@@ -96,7 +96,8 @@ class IDVIdentityScore:
         videos = frames if isinstance(frames, list) else [frames]   # INPUT_IS_LIST: one IMAGE per seed
         out = score_for_node(_first(face_models), videos, _first(faces), _first(protocol), _first(prompt, "") or "",
                              int(_first(sample_frames, -1)))
-        ui = {"images": temp_previews_for_ui(out["plot"], "idvideo_score"), "text": [out["summary"]]}
+        ui = {"images": temp_previews_for_ui(out["plot"], "idvideo_score"), "text": [out["summary"]],
+              "idv_score": [{"title": out["title"]}]}
         return {"ui": ui, "result": (out["facesim_arc"], out["facesim_cur"], out["clip_score"], out["plot"],
                                      out["report"], out["best_frames"], out["best_index"])}
 

@@ -428,3 +428,36 @@ def test_clip_score_follows_consisid_script(photos, models_root, tmp_path, monke
     assert abs(rep.clip_score - want) <= 1e-6
     no_prompt = score_frames(m, video[:4], [Reference("tom", te.code_image(photos["tom"], te.CODE_FACE))])
     assert no_prompt.clip_score is None and any("no prompt" in n for n in no_prompt.notes)
+
+
+def test_score_node_takes_a_list_of_videos_and_outputs_the_best(pack, photos, models_root, monkeypatch):
+    """IDVIdentityScore as ComfyUI calls it (INPUT_IS_LIST: every input a list): two videos, the second shows the
+    reference person, so it is the one passed on; the plot (one chart per video) and the title go to the UI."""
+    from types import SimpleNamespace
+
+    from idvideo_core.types import DetectedFace
+
+    monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(models_root))
+    cls = pack.NODE_CLASS_MAPPINGS["IDVIdentityScore"]
+    assert cls.INPUT_IS_LIST and pack.NODE_CLASS_MAPPINGS["IDVSeedList"].OUTPUT_IS_LIST == (True,)
+    assert pack.NODE_CLASS_MAPPINGS["IDVSeedList"]().seeds("4, 5-6")[0] == [4, 5, 6]
+    rng = np.random.default_rng(3)
+
+    def video(who):
+        return torch.from_numpy(np.stack([_noisy(te.code_image(photos[who], te.CODE_FACE), rng)
+                                          for _ in range(4)]).astype(np.float32) / 255)
+
+    videos = [video("other"), video("tom")]
+    ref = te.code_image(photos["tom"], te.CODE_FACE)
+    face = DetectedFace(image_index=0, bbox=np.array(te.FACE, np.float32), det_score=0.9,
+                        kps=np.zeros((5, 2), np.float32), embedding=None, source_rgb=ref)
+    out = cls().score(frames=videos, faces=[[face]], face_models=[SimpleNamespace(provider="CPU", files=None)],
+                      protocol=["ConsisID (16 frames)"], prompt=[""], sample_frames=[-1])
+    arc, cur, clip, plot, report, best_frames, best = out["result"]
+    assert best == 1 and torch.equal(best_frames, videos[1])
+    data = json.loads(report)
+    assert data["best"] == 1 and [v["protocol"] for v in data["videos"]] == ["ConsisID"] * 2
+    assert arc == pytest.approx(data["videos"][1]["facesim_arc"])
+    assert data["videos"][1]["facesim_arc"] > data["videos"][0]["facesim_arc"]
+    assert plot.shape == (2, 420, 960, 3) and clip == 0.0 and cur > 0
+    assert "best 2 of 2" in out["ui"]["idv_score"][0]["title"]

@@ -62,10 +62,13 @@ def score_for_node(face_models, videos: Sequence, faces, protocol: str = "OpenS2
              + (f"  CLIP {r.clip_score:.2f}" if r.clip_score is not None else "")
              + ("  ← best" if k == best and len(reports) > 1 else "") for k, (lab, r) in enumerate(zip(labels, reports))]
     lines += [f"note: {n}" for n in rep.notes]
-    return {"facesim_arc": float(rep.facesim_arc or 0.0), "facesim_cur": float(rep.facesim_cur or 0.0),
+    title = f"Arc {_f(rep.facesim_arc, 3)} · Cur {_f(rep.facesim_cur, 3)}"
+    if len(reports) > 1:
+        title += f" · best {best + 1} of {len(reports)}"
+    return {"title": title, "facesim_arc": float(rep.facesim_arc or 0.0), "facesim_cur": float(rep.facesim_cur or 0.0),
             "clip_score": float(rep.clip_score or 0.0), "plot": plots, "report": report_json(reports, best, labels),
             "best_frames": videos[best], "best_index": int(best), "summary": "\n".join(lines)}
 
 
-def _f(v) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
+def _f(v, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
