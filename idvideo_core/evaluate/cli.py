@@ -109,7 +109,9 @@ def _load(args, consisid_folder=None):
     if getattr(args, "smoke", False):
         _smoke_models()
         consisid_folder = None
-    return load_score_models(args.provider, consisid_folder=consisid_folder, clip=True)
+    from ..bridge import torch_device
+
+    return load_score_models(args.provider, consisid_folder=consisid_folder, device=torch_device(), clip=True)
 
 
 def _print_report(report, label: str = "") -> None:

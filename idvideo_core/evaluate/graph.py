@@ -50,7 +50,9 @@ def score_for_node(face_models, videos: Sequence, faces, protocol: str = "OpenS2
     if not videos:
         raise InputError("No video frames came in.", "Connect the frames output of the sampler.")
     provider = getattr(face_models, "provider", "CPU") if face_models is not None else "CPU"
-    models = load_score_models(provider, consisid_folder=_face_encoder_hint(face_models))
+    from ..bridge import torch_device
+
+    models = load_score_models(provider, consisid_folder=_face_encoder_hint(face_models), device=torch_device())
     prot = get_protocol(protocol)
     reports, best = score_videos(models, videos, references_from_faces(faces), prot,
                                  None if num_frames is None or num_frames < 0 else num_frames,
