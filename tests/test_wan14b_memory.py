@@ -15,7 +15,7 @@ import torch
 
 from idvideo_core.backbones import registry
 from idvideo_core.backbones.wan.loading import dit_sizes
-from idvideo_core.backbones.wan.model import PHANTOM_14B, phantom_defaults
+from idvideo_core.backbones.phantom_wan.defaults import PHANTOM_14B, phantom_defaults
 from idvideo_core.memory.modes import GIB, MemoryMode
 from idvideo_core.memory.storage import plan_storage
 

@@ -108,7 +108,7 @@ class RunConfig:
 
 
 def full_config() -> RunConfig:
-    from idvideo_core.backbones.wan.model import PHANTOM_14B
+    from idvideo_core.backbones.phantom_wan.defaults import PHANTOM_14B
 
     frames = (PHANTOM_14B.frames - 1) // 4 + 1
     return RunConfig(bc.FULL_CONSISID, {}, bc.WAN_14B, {}, (frames, 4, PHANTOM_14B.height // 8, PHANTOM_14B.width // 8),

@@ -56,7 +56,7 @@ def make_workload(method: WanMethod, default_refs: int):
 
 
 def wan_spec(family: str, label: str, method: WanMethod, published: str, default_refs: int,
-             defaults: ClipDefaults = WAN_1_3B_CLIP, description: str = "") -> BackboneSpec:
+             defaults: ClipDefaults = WAN_1_3B_CLIP, description: str = "", planned_clip=None) -> BackboneSpec:
     from .runtime import method_generate
 
     return BackboneSpec(
@@ -65,9 +65,4 @@ def wan_spec(family: str, label: str, method: WanMethod, published: str, default
         generate=method_generate(method), encode_prompt=encode_prompt, workload=make_workload(method, default_refs),
         set_attention=set_attention, cache_rule=cache_rule, published=published, latent_rgb=WAN21,
         max_references=method.max_references, trained_references=method.trained_references,
-        planned_clip=_planned_clip, description=description)
-
-
-def _planned_clip(transformer):
-    """The loader's clip for this checkpoint when it set one (Phantom-Wan-14B: 832×480×121, model.py)."""
-    return getattr(transformer, "default_clip", None)
+        planned_clip=planned_clip, description=description)
