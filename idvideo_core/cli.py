@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generate_arguments(g)
     add_comfyui_arguments(g)
+    from .evaluate.cli import add_best_of_args, add_score_parser
+
+    add_best_of_args(g)
+    add_score_parser(sub)
     m = sub.add_parser("models", help="What each template and model family needs, where IDVideo looks for it and "
                                       "what is there (exit 0 only when the named one can run).")
     m.add_argument("--json", action="store_true", help="Machine-readable report.")
@@ -68,6 +72,14 @@ def main(argv=None) -> int:
 
         try:
             return models_main(args)
+        except IDVideoError as err:
+            print("\n" + render(err), file=sys.stderr)
+            return 2
+    if args.command == "score":
+        from .evaluate.cli import score_main
+
+        try:
+            return score_main(args)
         except IDVideoError as err:
             print("\n" + render(err), file=sys.stderr)
             return 2

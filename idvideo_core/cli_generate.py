@@ -637,6 +637,10 @@ def _save_latents(latents: list, plan: Plan, args) -> Optional[Path]:
 def _smoke_setup(args) -> None:
     import tempfile
 
+    if getattr(args, "_smoke_ready", False):
+        return
+    args._smoke_ready = True
+
     from .testing import build_consisid_folder
     from .testing.tiny_consisid import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
 
@@ -740,19 +744,68 @@ def _quiet_library_bars() -> None:
             pass
 
 
+def _report(summary: dict, args) -> None:
+    text = json.dumps(summary, indent=2, default=str)
+    if args.summary:
+        Path(args.summary).write_text(text + "\n", encoding="utf-8")
+    for p in summary["outputs"]:
+        print(f"Saved {p}")
+    print(text)
+
+
+def _generate_and_report(args) -> dict:
+    if sys.stderr.isatty():
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm(loggers=[logging.getLogger("idvideo")]):
+            summary = run(args)
+    else:
+        summary = run(args)
+    _report(summary, args)
+    return summary
+
+
+def _best_of(args, seeds: list[int]) -> Path:
+    """``--seeds`` / ``--num-seeds`` (idvideo_core.evaluate): one run per seed, scored against the first --image."""
+    import copy
+
+    from .evaluate.cli import best_of_main
+
+    images = list(args.image)
+    shim = copy.copy(args)
+    shim.image = images[0] if images else None
+    shim.provider = args.provider or "CPU"
+
+    def generate_one(a) -> Path:
+        b = copy.copy(a)
+        b.image = images
+        summary = _generate_and_report(b)
+        videos = [Path(p) for p in summary["outputs"] if Path(p).is_file() and not p.endswith(".safetensors")]
+        if not videos:
+            raise InputError(f"Scoring several seeds needs a video output, not only {option('format')} "
+                             "png-sequence.", f"Add {option('format')} h264-mp4 (or ffv1-mkv).")
+        return videos[0]
+
+    return best_of_main(shim, generate_one, seeds)
+
+
 def main(args) -> int:
     from . import bridge
 
     bridge.set_console_progress(console_progress)
     _quiet_library_bars()
     try:
-        if sys.stderr.isatty():
-            from tqdm.contrib.logging import logging_redirect_tqdm
+        seeds = None
+        if getattr(args, "seeds", None) or getattr(args, "num_seeds", None) or getattr(args, "keep_best", False):
+            from .evaluate.cli import seeds_of
 
-            with logging_redirect_tqdm(loggers=[logging.getLogger("idvideo")]):
-                summary = run(args)
+            if args.seed is None:      # the node's default seed is where --num-seeds counts from
+                args.seed = node_options()["seed"].specs[0][1].options.get("default", 0)
+            seeds = seeds_of(args)
+        if seeds:
+            _best_of(args, seeds)
         else:
-            summary = run(args)
+            _generate_and_report(args)
     except IDVideoError as err:
         print("\n" + render(err), file=sys.stderr)
         return 2
@@ -761,10 +814,4 @@ def main(args) -> int:
         return 130
     finally:
         bridge.set_console_progress(None)
-    text = json.dumps(summary, indent=2, default=str)
-    if args.summary:
-        Path(args.summary).write_text(text + "\n", encoding="utf-8")
-    for p in summary["outputs"]:
-        print(f"Saved {p}")
-    print(text)
     return 0

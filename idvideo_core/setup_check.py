@@ -187,14 +187,25 @@ def _check_wan_folder(path: Path):
 
 def _check_wan_dit(family: str, published: str):
     def check(path: Path):
-        from .backbones.wan.loading import check_dit_state_dict
+        from .backbones.wan.loading import TensorSource, check_dit_header, open_dit_source, shard_files
         from .backbones.wan.model import check_dit_fits_family
-        from .safeload import inspect_weights
+        from .safeload import check_safetensors_file, inspect_weights
 
-        info = inspect_weights(path, published)
-        _, extras, _ = check_dit_state_dict(info.state, path)
+        shards = shard_files(path)
+        if shards is not None:                       # a sharded safetensors DiT (index + shards)
+            for f in shards:
+                check_safetensors_file(f, published)
+            src, fmt = open_dit_source(path), "safetensors shards"
+        else:
+            info = inspect_weights(path, published)
+            src, fmt = TensorSource.from_state_dict(info.state, path), info.format
+        shapes, extras, _ = check_dit_header(src, path)
         check_dit_fits_family(family, bool(extras))
-        return info.format, info.dtype
+        counts: dict[str, int] = {}
+        for h in shapes.values():
+            name = str(h.dtype).replace("torch.", "")
+            counts[name] = counts.get(name, 0) + int(h.shape.numel())
+        return fmt, max(counts, key=counts.get) if counts else None
     return check
 
 
