@@ -87,14 +87,29 @@ class Option:
         return out
 
 
+def generate_node_types() -> set[str]:
+    """The pack nodes of the templates ``generate`` runs (each family's plainest one; scoring nodes have the ``score``
+    command and ``--seeds``/``--score-protocol``)."""
+    from .setup_check import family_templates
+
+    types: set[str] = set()
+    for p in family_templates().values():
+        if p is not None:
+            types |= {n.get("type") for n in json.loads(p.read_text(encoding="utf-8")).get("nodes", [])}
+    return types
+
+
 def node_options(classes=None) -> dict[str, Option]:
-    """Every widget input of every pack node, grouped by flag."""
+    """Every widget input of every pack node the templates use, grouped by flag."""
     from .setup_check import pack_node_classes
     from .workflow.schema import node_schemas
 
     schemas = node_schemas(classes or pack_node_classes())
+    used = generate_node_types()
     out: dict[str, Option] = {}
     for node_type, schema in schemas.items():
+        if node_type not in used:
+            continue
         for spec in schema.inputs:
             if not spec.is_widget or spec.name in NOT_FLAGS:
                 continue

@@ -464,11 +464,13 @@ def family_nodes(tpls: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tupl
 def family_templates(folder: Path = TEMPLATES_DIR) -> dict[str, Optional[Path]]:
     """Each model family and the template that runs it (None for a family no template uses)."""
     out: dict[str, Optional[Path]] = {}
+    sizes: dict[str, int] = {}
     for p in sorted(folder.glob("*.json")):
         nodes = loader_nodes(json.loads(p.read_text(encoding="utf-8")))
         _, fams = requirements_of([n for n in nodes if n[0] in ("IDVConsisIDModelLoader", "IDVWanModelLoader")])
-        for fam in fams:
-            out.setdefault(fam, p)
+        for fam in fams:        # the plainest template of a family (fewest nodes: no scoring / seed-list extras)
+            if fam not in out or len(nodes) < sizes[fam]:
+                out[fam], sizes[fam] = p, len(nodes)
     for fam in _module_attr("IDVWanModelLoader", "FAMILY_LABELS", {}).values():
         out.setdefault(fam, None)
     return out

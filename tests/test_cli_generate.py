@@ -176,13 +176,19 @@ def test_one_error_two_renderings():
 def test_every_node_option_has_a_flag(pack):
     """Compare the node schemas with the parser: every widget input of every pack node is a flag with the node's
     type and choices (the issue-14 label changes follow automatically)."""
-    from idvideo_core.cli_generate import NOT_FLAGS, OWN_FLAGS, flag_of
+    from idvideo_core.cli_generate import NOT_FLAGS, OWN_FLAGS, flag_of, generate_node_types
     from idvideo_core.workflow.schema import node_schemas
 
     sub = build_parser()._subparsers._group_actions[0].choices["generate"]
     actions = {s: a for a in sub._actions for s in a.option_strings}
     missing = []
+    used = generate_node_types()
+    loaders = {"IDVConsisIDModelLoader", "IDVWanModelLoader", "IDVFaceModelsLoader", "IDVFaceLoader",
+               "IDVSampler", "IDVideoCombine", "IDVMultiIdentityConcat", "IDVTextEncode"}
+    assert loaders <= used            # every node of the generation graph is covered
     for node_type, schema in node_schemas(pack.NODE_CLASS_MAPPINGS).items():
+        if node_type not in used:
+            continue                  # scoring nodes: the score command and --seeds/--score-protocol
         for spec in schema.inputs:
             if not spec.is_widget or spec.name in NOT_FLAGS:
                 continue

@@ -15,7 +15,7 @@ from idvideo_core.cli import main
 
 FE = Path("consisid") / "ConsisID-preview" / "face_encoder"
 TEMPLATES = {"single_identity_consisid": "consisid", "multi_identity_concatid": "concatid_wan",
-             "virtual_tryon": "phantom_wan"}
+             "virtual_tryon": "phantom_wan", "best_of_seeds": "consisid"}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ MISSING = [  # (path in the tree, what the report calls it, templates it breaks)
     (FE / "detection_Resnet50_Final.pth", "detection_Resnet50_Final.pth", set(TEMPLATES)),
     (FE / "parsing_bisenet.pth", "parsing_bisenet.pth", set(TEMPLATES)),
     (FE / "EVA02_CLIP_L_336_psz14_s6B.pt", "EVA02_CLIP_L_336_psz14_s6B.pt", set(TEMPLATES)),
-    (Path("consisid") / "ConsisID-preview", "ConsisID model folder", {"single_identity_consisid"}),
+    (Path("consisid") / "ConsisID-preview", "ConsisID model folder", {"single_identity_consisid", "best_of_seeds"}),
     (Path("wan") / "Wan2.1-T2V-1.3B-Diffusers", "Wan2.1 base folder", {"multi_identity_concatid", "virtual_tryon"}),
     (Path("concatid") / "second_stage_adaln.pt", "second_stage_adaln.pt", {"multi_identity_concatid"}),
     (Path("diffusion_models") / "Phantom-Wan-1.3B.pth", "Phantom-Wan-1.3B.pth", {"virtual_tryon"}),
