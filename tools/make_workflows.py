@@ -261,7 +261,7 @@ def best_of_seeds(g: Graph):
     sm = g.add("IDVSampler", (1160, 0), size=(340, 480))
     sc = g.add("IDVIdentityScore", (1540, 0), {"prompt": prompt}, size=(380, 420))
     vc = g.add("IDVideoCombine", (1960, 0), size=(360, 480))
-    g.note((1160, 560), BEST_OF_NOTE, size=(620, 360))
+    g.note((1160, 560), BEST_OF_NOTE + check_line("best_of_seeds"), size=(620, 420))
     g.link(img, "IMAGE", fl, "image")
     g.link(fm, "face_models", fl, "face_models")
     g.link(fl, "faces", kp, "faces")
