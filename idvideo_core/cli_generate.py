@@ -476,7 +476,7 @@ def check_outputs(plan: Plan, args) -> None:
 
 def check_model_files(plan: Plan) -> None:
     """Every file the loaders will open: present, complete, the right kind (setup_check, header checks only)."""
-    from .setup_check import OK, evaluate, requirements_of
+    from .setup_check import evaluate, requirements_of
 
     nodes = [(n["class_type"], n["inputs"]) for n in plan.prompt.values() if n["class_type"] in plan.classes]
     reqs, _ = requirements_of(nodes)
@@ -484,7 +484,7 @@ def check_model_files(plan: Plan) -> None:
     for r in reqs:
         rep = evaluate(r, quick=True)
         plan.model_files.append(rep)
-        if rep.status != OK:
+        if rep.blocking:
             bad.append(rep)
     if bad:
         lines = []

@@ -50,10 +50,16 @@ class FileReport:
     put_at: Optional[str] = None         # where to put it (first folder searched) when not usable
     problem: Optional[str] = None
     fix: Optional[str] = None
+    optional: bool = False
 
     @property
     def ok(self) -> bool:
         return self.status == OK
+
+    @property
+    def blocking(self) -> bool:
+        """Stops the template: required and not usable, or optional but present and broken."""
+        return not self.ok and not (self.optional and self.status == MISSING)
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Requirement:
     folder: bool = False
     hint: Callable[[list[Path]], Optional[str]] = lambda cands: None
     quick: Optional[Callable[[Path], tuple[str, Optional[str]]]] = None   # header-only variant (no weights read)
+    optional: bool = False       # the node runs without it (with a fallback or a skipped score), said in the report
 
 
 # --------------------------------------------------------------------------------------------------- origins
@@ -311,6 +318,46 @@ def wan_model(family: str, base: Optional[str], dit: Optional[str], vae: Optiona
     return out
 
 
+def scoring_models() -> list[Requirement]:
+    """What 'IDVideo Identity Score' opens (evaluate/models.py's search lists). All optional: without buffalo_l the
+    score uses antelopev2 (labelled FALLBACK), without CurricularFace / CLIP those scores are skipped with a note."""
+    from .evaluate.models import CLIP_FOLDER, CUR_FILE, clip_candidates, curricularface_candidates
+    from .faces import locate as L
+
+    pub = paths.PUBLISHED
+    return [
+        Requirement(f"buffalo_l/{L.BUFFALO_DET_FILE} (scoring detector; else antelopev2, labelled FALLBACK)",
+                    "onnx detector", L.buffalo_candidates(L.BUFFALO_DET_FILE), pub["buffalo_l"], _check_onnx(_scrfd),
+                    optional=True),
+        Requirement(f"buffalo_l/{L.BUFFALO_REC_FILE} (scoring recogniser; else antelopev2)", "onnx recogniser",
+                    L.buffalo_candidates(L.BUFFALO_REC_FILE), pub["buffalo_l"], _check_onnx(_arcface),
+                    optional=True),
+        Requirement(f"{CUR_FILE} (FaceSim-Cur; skipped without it)", "CurricularFace IR-101",
+                    curricularface_candidates(), pub["curricularface"], _check_curricularface,
+                    quick=_header_only("curricularface"), optional=True),
+        Requirement(f"{CLIP_FOLDER}/ (CLIPScore; skipped without it)", "CLIP folder", clip_candidates(),
+                    pub["clip_score"], _check_clip_folder, folder=True, optional=True),
+    ]
+
+
+def _check_curricularface(path: Path):
+    from .evaluate.curricularface import load_curricularface
+    from .safeload import inspect_weights
+
+    info = inspect_weights(path, paths.PUBLISHED["curricularface"])
+    load_curricularface(path, "cpu")                 # the loader's key and shape checks
+    return info.format, info.dtype
+
+
+def _check_clip_folder(path: Path):
+    from .safeload import check_model_folder_files
+
+    if not (path / "config.json").is_file():
+        raise MissingModelError("the CLIP config.json", [path / "config.json"], paths.PUBLISHED["clip_score"])
+    check_model_folder_files(path, paths.PUBLISHED["clip_score"])
+    return "transformers folder", _folder_dtype(path)
+
+
 def face_parsing() -> list[Requirement]:
     from .backbones.wan.refprep import PARSING_PUBLISHED, face_parsing_candidates
 
@@ -334,7 +381,7 @@ def evaluate(req: Requirement, quick: bool = False) -> FileReport:
     directories): what ``generate`` runs before loading anything; the face models' ONNX files are then opened by the
     face models loader itself, first."""
     exists = (lambda p: p.is_dir()) if req.folder else (lambda p: p.is_file())
-    rep = FileReport(what=req.what, kind=req.kind, published=req.published,
+    rep = FileReport(what=req.what, kind=req.kind, published=req.published, optional=req.optional,
                      searched=[Searched(str(c), origin_of(c), exists(c)) for c in req.candidates])
     hit = next((c for c in req.candidates if exists(c)), None)
     put_at = str(req.candidates[0]) if req.candidates else None
@@ -431,6 +478,8 @@ def requirements_of(nodes: list[tuple[str, dict]]) -> tuple[list[Requirement], l
                     for k in ("base_folder", "dit", "vae", "text_encoder")}
             reqs += wan_model(family, pick["base_folder"], pick["dit"], pick["vae"], pick["text_encoder"])
             families.append(family)
+        elif node_type == "IDVIdentityScore":
+            reqs += scoring_models()
         elif node_type == "IDVMultiIdentityConcat":
             modes = _module_attr(node_type, "FACE_MODES", ())
             if modes and w.get("face_mode") == modes[0]:
@@ -484,7 +533,7 @@ class Report:
 
     @property
     def runnable(self) -> bool:
-        return all(f.ok for f in self.files)
+        return not any(f.blocking for f in self.files)
 
 
 def build(template: Optional[str] = None, model: Optional[str] = None) -> tuple[list[Report], list[Report]]:
@@ -575,7 +624,7 @@ def to_text(tpl_reports: list[Report], fam_reports: list[Report], verbose_search
                 if f.ok:
                     lines.append(f"  [ok]      {f.what}: {f.path} ({f.format}, {f.dtype}, {_human_size(f.size_bytes)})")
                     continue
-                lines.append(f"  [{f.status}] {f.what}")
+                lines.append(f"  [{f.status}{', optional' if f.optional else ''}] {f.what}")
                 if f.path:
                     lines.append(f"            found: {f.path}")
                 if f.problem:
