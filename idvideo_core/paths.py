@@ -95,6 +95,9 @@ def comfyui_root() -> Path | None:
         return _COMFYUI["root"]
     import os
 
+    if os.environ.get("IDVIDEO_NO_COMFY") == "1":     # the test suite: only the folders it sets up
+        return None
+
     # not resolved: a symlinked pack counts where it is linked (the shell's $PWD keeps that path when run from there)
     for pack in (Path(os.path.abspath(__file__)).parents[1], Path(os.environ.get("PWD") or ".")):
         if pack.parent.name == "custom_nodes" and (pack.parent.parent / "folder_paths.py").is_file():

@@ -257,7 +257,7 @@ def test_finds_the_comfyui_it_is_installed_in(tmp_path):
     (comfy / "folder_paths.py").write_text("")
     link = comfy / "custom_nodes" / "IDVideo"
     link.symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if k != "IDVIDEO_MODELS_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in ("IDVIDEO_MODELS_DIR", "IDVIDEO_NO_COMFY")}
     env["PWD"] = str(link)
     res = subprocess.run([sys.executable, "-m", "idvideo_core", "models", "--json", "--model", "wan"], cwd=link,
                          env=env, capture_output=True, text=True, timeout=300)
