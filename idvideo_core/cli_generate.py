@@ -752,9 +752,11 @@ class _LineProgress:
 
 def _quiet_library_bars() -> None:
     """diffusers/transformers draw their own loading bars (shards, weights); the CLI shows one bar per stage."""
+    import importlib
+
     for mod in ("diffusers.utils.logging", "transformers.utils.logging"):
         try:
-            __import__(mod, fromlist=["disable_progress_bar"]).disable_progress_bar()
+            importlib.import_module(mod).disable_progress_bar()
         except Exception:  # noqa: BLE001 - an older library without the switch just keeps its bar
             pass
 
