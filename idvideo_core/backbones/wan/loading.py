@@ -355,8 +355,10 @@ def check_dit_header(src: TensorSource, source: str | Path = "state dict") -> tu
 def read_dit_header(path: str | Path) -> tuple[TensorSource, dict, dict]:
     """(source, diffusers name → shape stand-in, inferred config) without reading a weight."""
     src = open_dit_source(path)
-    shapes, _, cfg = check_dit_header(src, path)
-    return src, shapes, cfg
+    names, _, _, _, _ = _classify(src, path)
+    shapes = {d: src.headers[k] for d, k in names.items()}
+    base, _ = K.split_concatid_extras(shapes)
+    return src, shapes, infer_transformer_config(base)
 
 
 def dit_from_source(src: TensorSource, dtype=torch.float32, storage: str = "default",
