@@ -25,6 +25,7 @@ FOLDER_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "diffusion_models": ("diffusion_models", (".safetensors", ".pt", ".pth", ".ckpt")),
     "vae": ("vae", (".safetensors", ".pt", ".pth", ".ckpt")),
     "text_encoders": ("text_encoders", (".safetensors", ".pt", ".bin")),
+    "loras": ("loras", (".safetensors",)),
 }
 
 # Where each family of files is published (shown in "missing file" messages).

@@ -184,6 +184,9 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     transformer block (:mod:`idvideo_core.attention`).
     """
     spec = registry.spec_of(model)
+    from .lora import sync as sync_loras
+
+    sync_loras(model)           # this model's LoRA chain merged (or the base weights restored) while at rest
     _speed_options(model, attention, compile_blocks)
     check_working_memory(model, width, height, num_frames, references)
     req = GenerateRequest(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg, seed=seed,

@@ -20,8 +20,21 @@ from .patch import LoraSpec, applied, apply, lora_root, restore, sync
 
 log = logging.getLogger("idvideo")
 
-__all__ = ["ConvertedLora", "LayerPatch", "LoraSpec", "applied", "apply", "convert_lora", "load_lora_file",
-           "lora_root", "restore", "sync", "unload", "with_lora", "list_loras"]
+__all__ = [
+    "ConvertedLora",
+    "LayerPatch",
+    "LoraSpec",
+    "applied",
+    "apply",
+    "convert_lora",
+    "list_loras",
+    "load_lora_file",
+    "lora_root",
+    "restore",
+    "sync",
+    "unload",
+    "with_lora",
+]
 
 LORA_EXTS = (".safetensors",)
 PUBLISHED = ("the LoRA's own page (e.g. huggingface.co/lightx2v/Wan2.1-Distill-Loras for the 4-step "

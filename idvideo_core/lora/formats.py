@@ -33,8 +33,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
@@ -69,8 +69,8 @@ class LayerPatch:
     """
 
     module: str
-    down: Optional[torch.Tensor] = None
-    up: Optional[torch.Tensor] = None
+    down: torch.Tensor | None = None
+    up: torch.Tensor | None = None
     scale: float = 1.0
     deltas: dict = field(default_factory=dict)
 
@@ -139,7 +139,7 @@ class _Names:
                     self.original.setdefault(o_mod, d_mod or "")
         self.original_kohya = {o.replace(".", "_"): o for o in self.original}
 
-    def resolve(self, scheme: str, layer: str) -> tuple[Optional[str], Optional[str]]:
+    def resolve(self, scheme: str, layer: str) -> tuple[str | None, str | None]:
         """(diffusers module, original module or None) for a layer name as written in a file of ``scheme``.
         Original-named files (``diffusion_model.``, ``lora_unet_``) look up original names first: ``blocks.N.norm3``
         is the cross-attention norm there (diffusers ``norm2``), while diffusers' own ``norm3`` has no weights."""
@@ -151,7 +151,7 @@ class _Names:
             return own, None
         return own, None
 
-    def delta_param(self, canonical: str, original_module: Optional[str], kind: str) -> Optional[str]:
+    def delta_param(self, canonical: str, original_module: str | None, kind: str) -> str | None:
         """Diffusers parameter key a ``diff`` / ``diff_b`` / ``diff_m`` delta goes to."""
         if kind == "diff_m":
             if original_module is not None and f"{original_module}.modulation" in self.orig_param:
@@ -165,7 +165,7 @@ class _Names:
         return key if key in self.params else None
 
 
-def _split(key: str) -> tuple[str, Optional[str]]:
+def _split(key: str) -> tuple[str, str | None]:
     for suffix, kind in _SUFFIXES:
         if key.endswith(suffix):
             return key[: -len(suffix)], kind
@@ -186,7 +186,7 @@ def _strip(key: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ convert
-def read_metadata(path) -> Optional[dict]:
+def read_metadata(path) -> dict | None:
     """diffusers' ``lora_adapter_metadata`` (a LoraConfig as JSON) from a safetensors header, if present."""
     import json
 
@@ -207,7 +207,7 @@ def read_metadata(path) -> Optional[dict]:
     return {k.removeprefix("transformer."): v for k, v in data.items()}
 
 
-def _peft_scale(module: str, rank: int, metadata: Optional[dict]) -> float:
+def _peft_scale(module: str, rank: int, metadata: dict | None) -> float:
     """PEFT's scaling for one layer: lora_alpha / r (alpha / sqrt(r) with rsLoRA), patterns matched on the name's
     tail as PEFT does. No metadata: alpha = rank (diffusers' convention), i.e. 1."""
     if not metadata:
@@ -224,7 +224,7 @@ def _peft_scale(module: str, rank: int, metadata: Optional[dict]) -> float:
 
 
 def convert_lora(state_dict: Mapping[str, torch.Tensor], root: nn.Module, name: str = "lora",
-                 metadata: Optional[dict] = None) -> ConvertedLora:
+                 metadata: dict | None = None) -> ConvertedLora:
     """Turn a LoRA state dict into per-layer patches for ``root`` (a diffusers transformer). Never raises for
     unknown keys: they are listed in ``ConvertedLora.unknown``."""
     names = _Names(root)
@@ -278,7 +278,7 @@ def _patch(patches: dict, module: str) -> LayerPatch:
     return patches.setdefault(module, LayerPatch(module))
 
 
-def _add_parts(patches, canonical: str, original: Optional[str], parts: dict, names: _Names, metadata, unknown):
+def _add_parts(patches, canonical: str, original: str | None, parts: dict, names: _Names, metadata, unknown):
     down, up = parts.get("down"), parts.get("up")
     if (down is None) != (up is None):
         k = (down or up)[0]

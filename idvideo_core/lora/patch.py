@@ -18,8 +18,8 @@ what is backed up (one byte per weight). The whole model is never dequantised.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -85,7 +85,7 @@ def restore(transformer: nn.Module) -> int:
     st = _state(root)
     n = 0
     for key, orig in st.backups.items():
-        mod_name, _, par = key.rpartition(".")
+        mod_name = key.rpartition(".")[0]
         mod = root.get_submodule(mod_name) if mod_name else root
         if isinstance(orig, tuple):
             mod.weight.copy_(orig[0].to(mod.weight.device))
@@ -201,7 +201,7 @@ def _summary(active, n_tensors: int, unchanged: bool = False) -> str:
     return f"LoRA {names}: " + ("already applied" if unchanged else f"{n_tensors} tensors patched")
 
 
-def sync(model, specs: Optional[Sequence[LoraSpec]] = None) -> Optional[str]:
+def sync(model, specs: Sequence[LoraSpec] | None = None) -> str | None:
     """Bring ``model.transformer``'s weights to the model's LoRA chain (``model.options['loras']``); call it while
     the transformer is at rest, before sampling."""
     from .. import bridge
