@@ -19,6 +19,9 @@ from .types import GlobalIdentity, LocalIdentity, TextEmbeds
 
 log = logging.getLogger("idvideo")
 
+# Sampler node labels → the ``sampler_preset`` keys families list in their spec (``BackboneSpec.sampler_presets``).
+SAMPLER_PRESETS = {"model default": "default", "distilled 4-step (lightx2v)": "lightx2v_4step"}
+
 SELECTION_LABELS = {"largest": "largest", "center": "center", "index": "index", "all (left to right)": "all",
                     "all": "all"}
 NO_FACE_LABELS = {"error": "error", "use whole image": "whole_image", "whole_image": "whole_image"}
@@ -176,14 +179,19 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
              vae_tiling: bool = True, global_identity: Optional[GlobalIdentity] = None,
              local_identity: Optional[LocalIdentity] = None, references=None, node_id=None, progress: bool = True,
              return_latents: bool = False, cache_threshold: float = 0.0, attention: str = "sdpa",
-             compile_blocks: bool = False):
+             compile_blocks: bool = False, sampler_preset: str = "default"):
     """Sample and decode; returns frames [N, H, W, 3] float 0..1 on the CPU.
 
     Speed options (defaults = the reference numerics): ``cache_threshold`` > 0 turns on step caching
     (:mod:`idvideo_core.sampling.cache`), ``attention`` picks the kernel and ``compile_blocks`` compiles each
-    transformer block (:mod:`idvideo_core.attention`).
+    transformer block (:mod:`idvideo_core.attention`). ``sampler_preset``: "default" or one of the family's
+    ``sampler_presets`` (Wan: "lightx2v_4step", the step-distillation settings; backbones/wan/distill.py).
     """
     spec = registry.spec_of(model)
+    if sampler_preset != "default" and sampler_preset not in spec.sampler_presets:
+        raise InputError(f"The sampler preset '{sampler_preset}' is not available for {spec.label}.",
+                         "Use 'model default'" + (f" or one of: {', '.join(spec.sampler_presets)}."
+                                                  if spec.sampler_presets else "."))
     from .lora import sync as sync_loras
 
     sync_loras(model)           # this model's LoRA chain merged (or the base weights restored) while at rest
@@ -193,7 +201,7 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
                           use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale, vae_tiling=vae_tiling,
                           global_identity=global_identity, local_identity=local_identity, references=references,
                           node_id=node_id, progress=progress, return_latents=return_latents,
-                          cache_threshold=cache_threshold,
+                          cache_threshold=cache_threshold, sampler_preset=sampler_preset,
                           preview=sampler_previewer(model.family) if progress else None)
     return spec.generate(model, text, req)
 

@@ -215,8 +215,86 @@ def virtual_tryon(g: Graph):
                          cfg=7.5), subject=True)
 
 
+PHANTOM_14B_NOTE = """IDVideo — {title}
+
+1. Replace the images in the 'Load Image' nodes with your own ({what}).
+2. Weights (nothing is downloaded):
+   - Phantom-Wan-14B: a ComfyUI single file in ComfyUI/models/diffusion_models/ (fp8_e4m3fn, fp8 scaled, fp16 or
+     bf16; this template names Phantom-Wan-14B_fp8_e4m3fn.safetensors), or the official shards
+     (huggingface.co/bytedance-research/Phantom).
+   - Wan2.1 base components, the same files as for 1.3B (UMT5-XXL text encoder, Wan2.1 VAE): the folder
+     huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers as ComfyUI/models/wan/Wan2.1-T2V-1.3B-Diffusers/, or
+     models/vae/wan_2.1_vae.safetensors + models/text_encoders/umt5_xxl_fp16.safetensors
+     (huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged).
+   - {lora}
+   - Face models (shared with other face packs): ComfyUI/models/insightface/models/antelopev2/
+     {{scrfd_10g_bnkps,glintr100}}.onnx and ComfyUI/models/facexlib/{{detection_Resnet50_Final,parsing_bisenet}}.pth.
+3. {settings}
+   Memory: the loader's memory_mode auto picks fp8 storage and block swap for 12-24 GB cards (plan in the console).
+"""
+DISTILL_LORA = "wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors"
+PHANTOM_14B = "Phantom-Wan-14B_fp8_e4m3fn.safetensors"
+
+
+def _phantom14b(g: Graph, *, selection, face_mode, prompt, note, subject_title, lora: bool, sampler: dict):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0), {"selection": selection})
+    cc = g.add("IDVMultiIdentityConcat", (760, 0), {"face_mode": face_mode}, size=(340, 300))
+    obj = g.add("LoadImage", (0, 880), {"image": "example.png"}, size=(300, 320), title=subject_title)
+    ml = g.add("IDVWanModelLoader", (0, 560), {"family": "Phantom-Wan", "base_folder": "Wan2.1-T2V-1.3B-Diffusers",
+                                                "dit": PHANTOM_14B}, size=(380, 280))
+    te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
+    sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 81, **sampler}, size=(340, 520))
+    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 16.0}, size=(360, 480))
+    g.note((840, 620), note, size=(600, 380))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", cc, "faces")
+    g.link(obj, "IMAGE", cc, "subject_1")
+    g.link(ml, "model", te, "model")
+    model = ml
+    if lora:
+        lo = g.add("IDVLoraLoader", (420, 860), {"lora_name": DISTILL_LORA, "strength": 1.0}, size=(380, 130))
+        g.link(ml, "model", lo, "model")
+        model = lo
+    g.link(model, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(cc, "references", sm, "references")
+    g.link(sm, "frames", vc, "images")
+
+
+def phantom14b_fast_tryon(g: Graph):
+    _phantom14b(g, selection="largest", face_mode="whole image, white pad (Phantom)", subject_title="Garment",
+                prompt="The person wears the garment and walks down a city street, turning towards the camera.",
+                note=PHANTOM_14B_NOTE.format(
+                    title="fast virtual try-on with Phantom-Wan-14B (person + garment, 4 steps)",
+                    what="a photo of the person and a photo of the garment",
+                    lora=f"lightx2v's 4-step distillation LoRA {DISTILL_LORA} "
+                         "(huggingface.co/lightx2v/Wan2.1-Distill-Loras) in ComfyUI/models/loras/, strength 1.",
+                    settings="Distilled sampling (the sampler's 'distilled 4-step (lightx2v)' preset): 4 steps, "
+                             "timesteps 1000/750/500/250, shift 5, CFG 1 = one transformer pass per step instead of "
+                             "Phantom's three (about 37x fewer passes than 50 steps x 3). 832x480, 81 frames, 16 fps."),
+                lora=True, sampler={"steps": 4, "cfg": 1.0, "sampler_preset": "distilled 4-step (lightx2v)"})
+
+
+def multi_subject_phantom(g: Graph):
+    _phantom14b(g, selection="all (left to right)", face_mode="face crop, no mask", subject_title="Object",
+                prompt="Two friends sit on a park bench and share the object, laughing; soft afternoon light.",
+                note=PHANTOM_14B_NOTE.format(
+                    title="multi-subject video with Phantom-Wan-14B (two people from a group photo + an object)",
+                    what="a group photo (every face, left to right, becomes a reference) and a photo of the "
+                         "object on a plain background; Phantom takes at most 4 references",
+                    lora="optional, for speed: add 'IDVideo LoRA Loader' with lightx2v's 4-step LoRA between the "
+                         "model loader and the sampler and pick the 'distilled 4-step (lightx2v)' preset.",
+                    settings="Phantom's reference sampling: 50 steps, text guidance 7.5 (image guidance 5), three "
+                             "passes per step. 832x480, 81 frames, 16 fps."),
+                lora=False, sampler={"steps": 50, "cfg": 7.5})
+
+
 TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_concatid.json": multi_identity,
-             "virtual_tryon.json": virtual_tryon}
+             "virtual_tryon.json": virtual_tryon, "phantom14b_fast_tryon.json": phantom14b_fast_tryon,
+             "multi_subject_phantom.json": multi_subject_phantom}
 
 
 THUMB_WIDTH = 480

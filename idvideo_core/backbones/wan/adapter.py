@@ -153,10 +153,19 @@ class WanAdapter:
         noise = torch.randn((1, 16, drawn, h, w), generator=generator, device=gen_dev, dtype=torch.float32)[:, :, :f]
         scheduler = m.make_scheduler(self.steps, self.shift)
         branches = [WanBranch(name, ctx, r) for name, ctx, r in m.branches(pos, neg, refs)]
+        if self.guidance_free:
+            branches = branches[:1]       # every scale 1: the guided sum is the fully conditioned branch alone
         self.scheduler = scheduler
         return WanState(self.method, branches, noise.to(self.device), scheduler, width, height, frames,
                         cfg_scale=self.cfg_scale, image_cfg_scale=self.image_cfg_scale,
                         text_cfg_scale=self.text_cfg_scale, ref_latents=refs)
+
+    @property
+    def guidance_free(self) -> bool:
+        """True when every guidance scale is 1: ``uncond + 1·(cond − uncond)`` (and Phantom's
+        ``neg + 1·(pos_i − neg) + 1·(pos_it − pos_i)``) is the first, fully conditioned branch, so only it runs:
+        one transformer pass per step (what step-distilled models are trained for)."""
+        return float(self.cfg_scale) == 1.0 and (self.method.image_cfg is None or float(self.image_cfg_scale) == 1.0)
 
     def branches(self, state: WanState) -> list[WanBranch]:
         return state.branches
@@ -197,6 +206,8 @@ class WanAdapter:
             outs = list(self._forward(state, latents, t, state.branches).split(1))
         else:
             outs = [self._forward(state, latents, t, [b], slot=k) for k, b in enumerate(state.branches)]
+        if len(state.branches) == 1:
+            return outs[0]
         return state.method.combine(outs, state)
 
     def decode(self, state: WanState, latents: torch.Tensor) -> torch.Tensor:

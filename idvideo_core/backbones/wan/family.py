@@ -63,4 +63,4 @@ def wan_spec(family: str, label: str, method: WanMethod, published: str, default
         generate=method_generate(method), encode_prompt=encode_prompt, workload=make_workload(method, default_refs),
         set_attention=set_attention, cache_rule=cache_rule, published=published, latent_rgb=WAN21,
         max_references=method.max_references, trained_references=method.trained_references,
-        description=description)
+        sampler_presets=("lightx2v_4step",), description=description)
