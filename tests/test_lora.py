@@ -367,3 +367,24 @@ def test_lora_loader_node_chains_and_samples_with_and_without(tmp_path, monkeypa
     assert all(torch.equal(a, b) for a, b in zip(base_tr.state_dict().values(),
                                                  model.transformer.state_dict().values()))
     assert json.dumps(rep2)
+
+
+def test_patch_writes_into_parked_home_copies():
+    """Block swap / model offload keep one home copy per weight and load copies of it: a LoRA applied at rest
+    must change (and restore) those very tensors, not replace them."""
+    from idvideo_core.memory.moves import ParkedWeights
+
+    base = _wan()
+    model = copy.deepcopy(base)
+    parked = ParkedWeights(model.blocks[1], "cpu")                    # as block swap parks a swapped block
+    ptrs = [s.home.data_ptr() for s in parked.slots]
+    conv = convert_lora(wan_original_lora(model), model, "p")
+    apply(model, [LoraSpec("p", 1.0, conv)])
+    q = model.blocks[1].attn1.to_q
+    slot = next(s for s in parked.slots if s.owner is q and s.name == "weight")
+    p = conv.patches["blocks.1.attn1.to_q"]
+    want = base.blocks[1].attn1.to_q.weight.detach() + p.scale * (p.up.float() @ p.down.float())
+    assert torch.allclose(slot.home, want, atol=1e-6)
+    assert [s.home.data_ptr() for s in parked.slots] == ptrs                 # written in place
+    restore(model)
+    assert torch.equal(slot.home, base.blocks[1].attn1.to_q.weight)

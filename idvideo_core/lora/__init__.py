@@ -58,6 +58,11 @@ def load_lora_file(path, transformer, name: str | None = None) -> ConvertedLora:
                          "Use the .safetensors release of this LoRA.")
     sd = load_safetensors(path, published=PUBLISHED)
     meta = read_metadata(path)
+    peft_config = path.with_name("adapter_config.json")      # a PEFT adapter folder keeps its alpha here
+    if meta is None and path.name == "adapter_model.safetensors" and peft_config.is_file():
+        from ..safeload import read_json
+
+        meta = read_json(peft_config)
     conv = convert_lora(sd, lora_root(transformer), name or path.name, meta)
     return conv
 
