@@ -388,3 +388,10 @@ def test_patch_writes_into_parked_home_copies():
     assert [s.home.data_ptr() for s in parked.slots] == ptrs                 # written in place
     restore(model)
     assert torch.equal(slot.home, base.blocks[1].attn1.to_q.weight)
+
+
+def test_cli_lora_argument():
+    from idvideo_core.cli import build_parser, lora_arg
+
+    args = build_parser().parse_args(["generate", "--lora", "/x/a.safetensors:0.5", "--lora", "C:/b.safetensors"])
+    assert [lora_arg(i) for i in args.lora] == [("/x/a.safetensors", 0.5), ("C:/b.safetensors", 1.0)]

@@ -34,6 +34,7 @@ __all__ = [
     "sync",
     "unload",
     "with_lora",
+    "with_lora_file",
 ]
 
 LORA_EXTS = (".safetensors",)
@@ -71,9 +72,16 @@ def with_lora(model, lora_name: str, strength: float = 1.0):
     """A copy of ``model`` (same weights) with ``lora_name`` (a file under ComfyUI's ``loras`` folders) appended to
     its LoRA chain. Returns (model, report). Unknown keys are listed in the report and the log."""
     from .. import paths
-    from ..errors import WrongModelError
 
     path = paths.resolve_file(("loras",), lora_name, f"the LoRA '{lora_name}'", PUBLISHED)
+    return with_lora_file(model, path, strength, lora_name)
+
+
+def with_lora_file(model, path, strength: float = 1.0, name: str | None = None):
+    """:func:`with_lora` for a file path (the CLI's ``--lora``)."""
+    from ..errors import WrongModelError
+
+    lora_name = name or Path(path).name
     conv = load_lora_file(path, model.transformer, lora_name)
     if not conv.patches:
         raise WrongModelError(f"None of the {len(conv.unknown)} keys of {lora_name} names a layer of this "
