@@ -395,3 +395,19 @@ def test_cli_lora_argument():
 
     args = build_parser().parse_args(["generate", "--lora", "/x/a.safetensors:0.5", "--lora", "C:/b.safetensors"])
     assert [lora_arg(i) for i in args.lora] == [("/x/a.safetensors", 0.5), ("C:/b.safetensors", 1.0)]
+
+
+def test_fp8_bias_deltas_and_weights_restore_together():
+    """An fp8 layer's weight (fp8 + scale) and its float bias are patched and restored independently."""
+    from idvideo_core.memory.fp8 import quantize_module_fp8
+
+    model = _wan()
+    quantize_module_fp8(model)
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    conv = convert_lora(wan_original_lora(_wan(), diff_b=True), model, "fb")
+    apply(model, [LoraSpec("fb", 0.9, conv)])
+    q = model.blocks[0].attn1.to_q
+    assert not torch.equal(q.bias, before["blocks.0.attn1.to_q.bias"])
+    assert not torch.equal(q.weight_scale, before["blocks.0.attn1.to_q.weight_scale"])
+    restore(model)
+    assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())

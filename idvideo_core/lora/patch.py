@@ -85,8 +85,11 @@ def restore(transformer: nn.Module) -> int:
     st = _state(root)
     n = 0
     for key, orig in st.backups.items():
-        mod_name = key.rpartition(".")[0]
+        mod_name, _, par = key.rpartition(".")
         mod = root.get_submodule(mod_name) if mod_name else root
+        if isinstance(orig, tuple) != (par == "weight" and _is_fp8(mod)):
+            log.warning("IDVideo: %s changed storage since the LoRA was applied; not restored.", key)
+            continue
         if isinstance(orig, tuple):
             mod.weight.copy_(orig[0].to(mod.weight.device))
             mod.weight_scale.copy_(orig[1].to(mod.weight_scale.device))
