@@ -45,8 +45,8 @@ log = logging.getLogger("idvideo")
 _OUTER = ("base_model.model.", "model.diffusion_model.")
 # Suffix → (kind, param). ``param`` is the original-side parameter a delta applies to.
 _SUFFIXES = (
-    (".lora_down.weight", "down"), (".lora_A.weight", "down"),
-    (".lora_up.weight", "up"), (".lora_B.weight", "up"),
+    (".lora_down.weight", "down"), (".lora_A.weight", "down"), (".lora_A.default.weight", "down"),
+    (".lora_up.weight", "up"), (".lora_B.weight", "up"), (".lora_B.default.weight", "up"),
     (".lora_B.bias", "bias"), (".alpha", "alpha"),
     (".diff_b", "diff_b"), (".diff_m", "diff_m"), (".diff", "diff"),
 )
