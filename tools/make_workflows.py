@@ -245,8 +245,8 @@ def _phantom14b(g: Graph, *, selection, face_mode, prompt, note, subject_title, 
     ml = g.add("IDVWanModelLoader", (0, 560), {"family": "Phantom-Wan", "base_folder": "Wan2.1-T2V-1.3B-Diffusers",
                                                 "dit": PHANTOM_14B}, size=(380, 280))
     te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
-    sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 81, **sampler}, size=(340, 520))
-    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 16.0}, size=(360, 480))
+    sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 121, **sampler}, size=(340, 520))
+    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 24.0}, size=(360, 480))
     g.note((840, 620), note, size=(600, 380))
     g.link(img, "IMAGE", fl, "image")
     g.link(fm, "face_models", fl, "face_models")
@@ -274,7 +274,8 @@ def phantom14b_fast_tryon(g: Graph):
                          "(huggingface.co/lightx2v/Wan2.1-Distill-Loras) in ComfyUI/models/loras/, strength 1.",
                     settings="Distilled sampling (the sampler's 'distilled 4-step (lightx2v)' preset): 4 steps, "
                              "timesteps 1000/750/500/250, shift 5, CFG 1 = one transformer pass per step instead of "
-                             "Phantom's three (about 37x fewer passes than 50 steps x 3). 832x480, 81 frames, 16 fps."),
+                             "Phantom's three (about 37x fewer passes than 50 steps x 3). 832x480, 121 frames at 24 fps "
+                             "(Phantom-Wan-14B's trained clip, official README)."),
                 lora=True, sampler={"steps": 4, "cfg": 1.0, "sampler_preset": "distilled 4-step (lightx2v)"})
 
 
@@ -288,7 +289,8 @@ def multi_subject_phantom(g: Graph):
                     lora="optional, for speed: add 'IDVideo LoRA Loader' with lightx2v's 4-step LoRA between the "
                          "model loader and the sampler and pick the 'distilled 4-step (lightx2v)' preset.",
                     settings="Phantom's reference sampling: 50 steps, text guidance 7.5 (image guidance 5), three "
-                             "passes per step. 832x480, 81 frames, 16 fps."),
+                             "passes per step. 832x480, 121 frames at 24 fps (Phantom-Wan-14B's trained clip, "
+                             "official README)."),
                 lora=False, sampler={"steps": 50, "cfg": 7.5})
 
 
