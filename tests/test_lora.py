@@ -411,3 +411,32 @@ def test_fp8_bias_deltas_and_weights_restore_together():
     assert not torch.equal(q.weight_scale, before["blocks.0.attn1.to_q.weight_scale"])
     restore(model)
     assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())
+
+
+def test_lightx2v_layout_equals_diffusers_plus_the_deltas_it_drops():
+    """The whole lightx2v / CausVid layout (pairs + alpha + diff_b, norm diffs, diff_m): diffusers' own loading of
+    what it converts, plus the deltas its converter drops (norm ``diff``/``diff_b``, ``diff_m``) added to the
+    reference's base weights by hand as ComfyUI applies them (weight += strength · diff)."""
+    from idvideo_core.testing.tiny_lora import lightx2v_lora_state_dict
+
+    base = _wan()
+    sd = {k: v.float() for k, v in lightx2v_lora_state_dict(base).items()}
+    ours, _ = _ours(base, sd, 0.8)
+    ref = copy.deepcopy(base)
+    names = {"self_attn.norm_q": "attn1.norm_q.weight", "self_attn.norm_k": "attn1.norm_k.weight",
+             "cross_attn.norm_q": "attn2.norm_q.weight", "cross_attn.norm_k": "attn2.norm_k.weight",
+             "norm3": "norm2.weight"}
+    dropped = 0
+    with torch.no_grad():
+        for i, blk in enumerate(ref.blocks):
+            for orig, target in names.items():
+                blk.get_parameter(target).add_(0.8 * sd.pop(f"diffusion_model.blocks.{i}.{orig}.diff"))
+                dropped += 1
+            blk.norm2.bias.add_(0.8 * sd.pop(f"diffusion_model.blocks.{i}.norm3.diff_b"))
+            blk.scale_shift_table.add_(0.8 * sd.pop(f"diffusion_model.blocks.{i}.diff_m"))
+            dropped += 2
+    assert dropped == 7 * len(ref.blocks)
+    ref.load_lora_adapter(WanLoraLoaderMixin.lora_state_dict(_clone(sd)), prefix="transformer", adapter_name="r")
+    ref.set_adapters(["r"], [0.8])
+    x = _wan_inputs()
+    assert (_run(ours, x) - _run(ref, x)).abs().max().item() <= TOL
