@@ -440,3 +440,18 @@ def test_lightx2v_layout_equals_diffusers_plus_the_deltas_it_drops():
     ref.set_adapters(["r"], [0.8])
     x = _wan_inputs()
     assert (_run(ours, x) - _run(ref, x)).abs().max().item() <= TOL
+
+
+def test_conv_patch_embedding_lora_pair():
+    """A LoRA pair on the Conv3d patch embedding (5-D down / up matrices, as LoRA extractors write for convs)."""
+    base = _wan()
+    w = base.patch_embedding.weight                                  # (dim, 16, 1, 2, 2)
+    g = torch.Generator().manual_seed(2)
+    down = torch.randn(3, *w.shape[1:], generator=g) * 0.1
+    up = torch.randn(w.shape[0], 3, 1, 1, 1, generator=g) * 0.1
+    sd = {"diffusion_model.patch_embedding.lora_down.weight": down,
+          "diffusion_model.patch_embedding.lora_up.weight": up,
+          "diffusion_model.patch_embedding.alpha": torch.tensor(6.0)}
+    ours, _ = _ours(base, sd, 0.5)
+    want = w.detach() + 0.5 * 2.0 * (up.flatten(1) @ down.flatten(1)).reshape(w.shape)
+    assert torch.allclose(ours.patch_embedding.weight, want, atol=1e-6)
