@@ -14,12 +14,15 @@ pytest.importorskip("peft")
 from diffusers.loaders.lora_pipeline import WanLoraLoaderMixin
 from safetensors.torch import save_file
 
+from idvideo_core.backbones.registry import get as get_spec
+from idvideo_core.backbones.wan.family import lora_support
 from idvideo_core.backbones.wan.keys import diffusers_to_original_key
 from idvideo_core.errors import WrongModelError
 from idvideo_core.lora import LoraSpec, apply, convert_lora, load_lora_file, restore
 from idvideo_core.testing.tiny_wan import tiny_transformer
 
 TOL = 1e-5
+WAN = lora_support(root_path="")               # the Wan family's LoRA support, for a bare diffusers model
 WAN_LAYERS = ["self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o", "cross_attn.q", "cross_attn.k",
               "cross_attn.v", "cross_attn.o", "ffn.0", "ffn.2"]
 
@@ -72,9 +75,9 @@ def diffusers_reference(model, diffusers_sd, strength, metadata=None):
     return ref
 
 
-def _ours(model, sd, strength, metadata=None):
+def _ours(model, sd, strength, metadata=None, support=WAN):
     ours = copy.deepcopy(model)
-    conv = convert_lora(_clone(sd), ours, "test", metadata)
+    conv = convert_lora(_clone(sd), ours, "test", metadata, support)
     assert not conv.unknown, conv.unknown
     apply(ours, [LoraSpec("test", strength, conv)])
     return ours, conv
@@ -153,7 +156,7 @@ def test_diffusers_peft_file_with_metadata_equals_load_lora_adapter(tmp_path):
     base = _wan()
     path = _peft_lora_file(tmp_path, base, r=4, alpha=8)       # scale 2: alpha must come from the metadata
     ours = copy.deepcopy(base)
-    conv = load_lora_file(path, ours)
+    conv = load_lora_file(path, ours, support=WAN)
     assert not conv.unknown and conv.format == "diffusers / PEFT"
     assert {p.scale for p in conv.patches.values()} == {2.0}
     apply(ours, [LoraSpec("peft", 0.8, conv)])
@@ -189,7 +192,7 @@ def test_cogvideox_diffusers_file_equals_load_lora_adapter(tmp_path):
     base = _tiny_cogvideox()
     path = _peft_lora_file(tmp_path, base, r=4, alpha=4, targets=("to_q", "to_v", "proj_out"))
     ours = copy.deepcopy(base)
-    conv = load_lora_file(path, ours)
+    conv = load_lora_file(path, ours, support=get_spec("consisid").lora)
     assert not conv.unknown
     apply(ours, [LoraSpec("cog", 1.3, conv)])
     ref = _pipeline_load(base, path, 1.3)
@@ -213,7 +216,7 @@ def test_cogvideox_kohya_names_equal_diffusers():
             kohya.update({f"{k}.lora_down.weight": d, f"{k}.lora_up.weight": u, f"{k}.alpha": torch.tensor(1.5)})
             peft_sd[f"transformer.transformer_blocks.{i}.{layer}.lora_A.weight"] = d * 0.5   # alpha / rank
             peft_sd[f"transformer.transformer_blocks.{i}.{layer}.lora_B.weight"] = u.clone()
-    ours, conv = _ours(base, kohya, 1.0)
+    ours, conv = _ours(base, kohya, 1.0, support=get_spec("consisid").lora)
     assert len(conv.patches) == 6
     ref = diffusers_reference(base, peft_sd, 1.0)
     x = _cog_inputs()
@@ -252,7 +255,7 @@ def test_lightx2v_extras_are_applied_as_deltas():
 def test_strength_zero_is_the_base_model_bit_for_bit():
     base = _wan()
     model = copy.deepcopy(base)
-    conv = convert_lora(wan_original_lora(model), model, "z")
+    conv = convert_lora(wan_original_lora(model), model, "z", support=WAN)
     apply(model, [LoraSpec("z", 0.0, conv)])
     for (n, a), (_, b) in zip(base.state_dict().items(), model.state_dict().items()):
         assert torch.equal(a, b), n
@@ -264,8 +267,9 @@ def test_strength_zero_is_the_base_model_bit_for_bit():
 def test_switching_and_unloading_restore_exactly(dtype):
     base = tiny_transformer(0).to(dtype)
     model = copy.deepcopy(base)
-    a = convert_lora(wan_original_lora(model, seed=1), model, "a")
-    b = convert_lora(wan_original_lora(model, seed=2, down="lora_A", up="lora_B", alpha=None), model, "b")
+    a = convert_lora(wan_original_lora(model, seed=1), model, "a", support=WAN)
+    b = convert_lora(wan_original_lora(model, seed=2, down="lora_A", up="lora_B", alpha=None), model, "b",
+                     support=WAN)
     apply(model, [LoraSpec("a", 1.0, a)])
     patched_a = {n: t.clone() for n, t in model.state_dict().items()}
     apply(model, [LoraSpec("b", 0.5, b), LoraSpec("a", 1.0, a)])         # switch: restore, then both
@@ -283,7 +287,7 @@ def test_unknown_keys_are_reported_by_name(tmp_path):
     sd["diffusion_model.blocks.7.self_attn.q.lora_down.weight"] = torch.zeros(4, 256)    # no block 7
     sd["diffusion_model.blocks.7.self_attn.q.lora_up.weight"] = torch.zeros(256, 4)
     sd["diffusion_model.blocks.0.mystery"] = torch.zeros(3)
-    conv = convert_lora(sd, base, "u")
+    conv = convert_lora(sd, base, "u", support=WAN)
     text = " ".join(conv.unknown)
     for name in ("diffusion_model.blocks.0.self_attn.q.dora_scale",
                  "diffusion_model.blocks.7.self_attn.q.lora_down.weight",
@@ -298,7 +302,7 @@ def test_a_lora_for_another_size_is_refused_before_touching_weights():
     model = copy.deepcopy(base)
     sd = wan_original_lora(model, blocks=(0,), layers=["self_attn.q"])
     sd["diffusion_model.blocks.0.self_attn.q.lora_down.weight"] = torch.zeros(4, 5120)     # a 14B LoRA
-    conv = convert_lora(sd, model, "big")
+    conv = convert_lora(sd, model, "big", support=WAN)
     with pytest.raises(WrongModelError, match="blocks.0.attn1.to_q"):
         apply(model, [LoraSpec("big", 1.0, conv)])
     assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), model.state_dict().values()))
@@ -319,7 +323,7 @@ def test_fp8_layers_patched_one_at_a_time_and_restored_exactly():
     before = {n: t.clone() for n, t in model.state_dict().items()}
     deq = {n: m.dequantized_weight(torch.float32) for n, m in model.named_modules() if isinstance(m, Fp8Linear)}
     sd = wan_original_lora(_wan(), diff_b=False)
-    conv = convert_lora(sd, model, "f")
+    conv = convert_lora(sd, model, "f", support=WAN)
     apply(model, [LoraSpec("f", 1.0, conv)])
     checked = 0
     for name, m in model.named_modules():
@@ -344,6 +348,7 @@ def test_lora_loader_node_chains_and_samples_with_and_without(tmp_path, monkeypa
     """Two loaders chained; the model without the LoRA still samples with the base weights afterwards."""
     from idvideo_core import lora as lora_mod
     from idvideo_core.backbones.base import LoadedModel
+    from idvideo_core.backbones.wan.transformer import WanDiT
     from nodes.lora import IDVLoraLoader
 
     loras = tmp_path / "loras"
@@ -354,7 +359,7 @@ def test_lora_loader_node_chains_and_samples_with_and_without(tmp_path, monkeypa
     (loras / "notes.txt").write_text("x")
     monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(tmp_path))
     assert lora_mod.list_loras() == ["a.safetensors", "b.safetensors"]
-    model = LoadedModel(family="wan", transformer=copy.deepcopy(base_tr), vae=None, scheduler_config={})
+    model = LoadedModel(family="wan", transformer=WanDiT(copy.deepcopy(base_tr)), vae=None, scheduler_config={})
     node = IDVLoraLoader()
     m1, rep1 = node.load(model, "a.safetensors", 1.0)
     m2, rep2 = node.load(m1, "b.safetensors", 0.5)
@@ -365,7 +370,7 @@ def test_lora_loader_node_chains_and_samples_with_and_without(tmp_path, monkeypa
     assert lora_mod.applied(m2.transformer) == (("a.safetensors", 1.0), ("b.safetensors", 0.5))
     lora_mod.sync(model)                                                 # the other branch: no LoRA
     assert all(torch.equal(a, b) for a, b in zip(base_tr.state_dict().values(),
-                                                 model.transformer.state_dict().values()))
+                                                 model.transformer.base.state_dict().values()))
     assert json.dumps(rep2)
 
 
@@ -378,7 +383,7 @@ def test_patch_writes_into_parked_home_copies():
     model = copy.deepcopy(base)
     parked = ParkedWeights(model.blocks[1], "cpu")                    # as block swap parks a swapped block
     ptrs = [s.home.data_ptr() for s in parked.slots]
-    conv = convert_lora(wan_original_lora(model), model, "p")
+    conv = convert_lora(wan_original_lora(model), model, "p", support=WAN)
     apply(model, [LoraSpec("p", 1.0, conv)])
     q = model.blocks[1].attn1.to_q
     slot = next(s for s in parked.slots if s.owner is q and s.name == "weight")
@@ -404,7 +409,7 @@ def test_fp8_bias_deltas_and_weights_restore_together():
     model = _wan()
     quantize_module_fp8(model)
     before = {n: t.clone() for n, t in model.state_dict().items()}
-    conv = convert_lora(wan_original_lora(_wan(), diff_b=True), model, "fb")
+    conv = convert_lora(wan_original_lora(_wan(), diff_b=True), model, "fb", support=WAN)
     apply(model, [LoraSpec("fb", 0.9, conv)])
     q = model.blocks[0].attn1.to_q
     assert not torch.equal(q.bias, before["blocks.0.attn1.to_q.bias"])

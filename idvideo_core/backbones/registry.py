@@ -95,6 +95,7 @@ class BackboneSpec:
     planned_clip: Optional[Callable] = None  # transformer -> (w, h, frames) to plan memory for; None = defaults
     block_list: Optional[Callable] = None    # transformer -> blocks, where block_path alone does not reach them
     sampler_presets: tuple = ()              # presets besides "default" the family's generate understands
+    lora: Any = None                         # lora.LoraSupport: how the family's LoRA files are read (None: none)
     description: str = ""
 
     # ------------------------------------------------------------------ derived, the same for every family

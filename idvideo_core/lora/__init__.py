@@ -5,6 +5,9 @@ its chain (``model.options['loras']``); nothing is merged yet. Right before samp
 transformer's merged LoRAs equal that chain (restoring the base weights first when they differ), so two branches of a
 workflow, one with and one without the LoRA, each sample with their own weights.
 
+Each family's spec says how its LoRAs are read (``BackboneSpec.lora``, a :class:`LoraSupport`: the diffusers loader
+mixin whose converters apply, where the diffusers model sits in the pack's transformer, the original checkpoint names).
+
 * :mod:`.formats` — key formats → per-layer patches (diffusers' converters where they exist; what is written here
   and why is listed there).
 * :mod:`.patch` — merged in place with the originals kept: removal is exact; fp8 layers patched one at a time.
@@ -15,8 +18,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from .formats import ConvertedLora, LayerPatch, convert_lora, read_metadata
-from .patch import LoraSpec, applied, apply, lora_root, restore, sync
+from .formats import ConvertedLora, LayerPatch, LoraSupport, convert_lora, read_metadata
+from .patch import LoraSpec, applied, apply, restore, sync
 
 log = logging.getLogger("idvideo")
 
@@ -24,12 +27,12 @@ __all__ = [
     "ConvertedLora",
     "LayerPatch",
     "LoraSpec",
+    "LoraSupport",
     "applied",
     "apply",
     "convert_lora",
     "list_loras",
     "load_lora_file",
-    "lora_root",
     "restore",
     "sync",
     "unload",
@@ -48,8 +51,10 @@ def list_loras() -> list[str]:
     return paths.list_files(("loras",), LORA_EXTS)
 
 
-def load_lora_file(path, transformer, name: str | None = None) -> ConvertedLora:
-    """Read a LoRA file (safetensors only: LoRAs are not loaded from pickles) and convert it for ``transformer``."""
+def load_lora_file(path, transformer, name: str | None = None, support: LoraSupport | None = None) -> ConvertedLora:
+    """Read a LoRA file (safetensors only: LoRAs are not loaded from pickles) and convert it for ``transformer`` as
+    the family's ``support`` says (``BackboneSpec.lora``; None: ``transformer`` is the diffusers model itself and
+    only its own layer names are read)."""
     from ..errors import InputError
     from ..safeload import load_safetensors
 
@@ -64,8 +69,8 @@ def load_lora_file(path, transformer, name: str | None = None) -> ConvertedLora:
         from ..safeload import read_json
 
         meta = read_json(peft_config)
-    conv = convert_lora(sd, lora_root(transformer), name or path.name, meta)
-    return conv
+    root = support.root(transformer) if support is not None else transformer
+    return convert_lora(sd, root, name or path.name, meta, support)
 
 
 def with_lora(model, lora_name: str, strength: float = 1.0):
@@ -79,10 +84,15 @@ def with_lora(model, lora_name: str, strength: float = 1.0):
 
 def with_lora_file(model, path, strength: float = 1.0, name: str | None = None):
     """:func:`with_lora` for a file path (the CLI's ``--lora``)."""
-    from ..errors import WrongModelError
+    from ..backbones import registry
+    from ..errors import InputError, WrongModelError
 
+    spec = registry.spec_of(model)
+    if spec.lora is None:
+        raise InputError(f"{spec.label} has no LoRA support in IDVideo (no LoRAs are published for it).",
+                         "Remove the LoRA loader from this model's chain.")
     lora_name = name or Path(path).name
-    conv = load_lora_file(path, model.transformer, lora_name)
+    conv = load_lora_file(path, model.transformer, lora_name, spec.lora)
     if not conv.patches:
         raise WrongModelError(f"None of the {len(conv.unknown)} keys of {lora_name} names a layer of this "
                               f"{model.family} model (first: {', '.join(conv.unknown[:3])}).",

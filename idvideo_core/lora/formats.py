@@ -25,6 +25,9 @@ Formats in use for the pack's backbones, and who converts them:
 * **kohya names of diffusers layers** (``lora_unet_transformer_blocks_0_attn1_to_q.lora_down.weight`` + ``.alpha``,
   what CogVideoX trainers in the kohya family write): matched here against the model's layer names.
 
+Which of these apply to a model is declared by its family's spec (``BackboneSpec.lora``, a :class:`LoraSupport`):
+the diffusers mixin, where the diffusers model sits in the pack's transformer, the original checkpoint names.
+
 Not supported (reported by name, never dropped silently): DoRA magnitudes (``dora_scale``,
 ``lora_magnitude_vector``), LoCon/LoHa/LoKr tensors, keys naming layers the model does not have.
 """
@@ -33,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -53,12 +56,6 @@ _SUFFIXES = (
 _UNSUPPORTED = ("dora_scale", "lora_magnitude_vector", "lora_mid", "hada_", "lokr_")
 _OLD_DIFFUSERS = (".lora.down.weight", ".lora.up.weight", ".lora_linear_layer.down.weight",
                   ".lora_linear_layer.up.weight")
-
-# Original Wan layers whose LoRA pairs diffusers' Wan converter handles (everything else is converted here).
-_DIFFUSERS_WAN_PAIRS = re.compile(
-    r"^(blocks\.\d+\.(self_attn|cross_attn)\.(q|k|v|o|k_img|v_img)|blocks\.\d+\.ffn\.(0|2)|time_projection\.1"
-    r"|head\.head|(text|time)_embedding\.(0|2)|img_emb\.proj\.(1|3))$")
-
 
 @dataclass
 class LayerPatch:
@@ -82,6 +79,7 @@ class ConvertedLora:
     patches: dict                                     # module name → LayerPatch
     unknown: list = field(default_factory=list)       # source keys not applied, by name (with the reason)
     via_diffusers: int = 0                            # source keys converted by diffusers' own converter
+    root_path: str = ""                               # where the patched model sits in the pack's transformer
 
     def summary(self) -> str:
         s = (f"LoRA '{self.name}' ({self.format}): {len(self.patches)} layers patched"
@@ -92,27 +90,38 @@ class ConvertedLora:
 
 
 # --------------------------------------------------------------------------------------------- name tables
-def _is_wan(root: nn.Module) -> bool:
-    return type(root).__name__ == "WanTransformer3DModel"
+@dataclass(frozen=True)
+class LoraSupport:
+    """How a backbone family's LoRA files are read; each family's spec declares one (``BackboneSpec.lora``).
 
+    ``diffusers_mixin``: the class in ``diffusers.loaders.lora_pipeline`` whose ``lora_state_dict`` converts this
+    model's LoRA formats. ``root_path``: attribute path from the pack's transformer to the diffusers model the LoRA
+    names refer to (Wan: ``base``, inside ``WanDiT``). ``original_key``: diffusers parameter key → the original
+    checkpoint's key (files written with the original names, e.g. ComfyUI's Wan LoRAs), or None.
+    ``diffusers_pairs``: regex of the original layer names whose LoRA pairs diffusers' converter handles (the rest is
+    converted here), or None when only diffusers names exist.
+    """
 
-def _diffusers_mixin(root: nn.Module):
-    """diffusers' LoRA loader mixin for the root's class (its ``lora_state_dict`` holds the format converters)."""
-    from diffusers.loaders import lora_pipeline as lp
+    diffusers_mixin: str
+    root_path: str = ""
+    original_key: Callable | None = None
+    diffusers_pairs: str | None = None
 
-    name = type(root).__name__
-    if name == "WanTransformer3DModel":
-        return lp.WanLoraLoaderMixin
-    if name in ("CogVideoXTransformer3DModel", "ConsisIDTransformer3DModel"):
-        return lp.CogVideoXLoraLoaderMixin
-    return None
+    def root(self, transformer: nn.Module) -> nn.Module:
+        return transformer.get_submodule(self.root_path) if self.root_path else transformer
+
+    def mixin(self):
+        from diffusers.loaders import lora_pipeline
+
+        return getattr(lora_pipeline, self.diffusers_mixin)
 
 
 class _Names:
     """Every name a LoRA file may use for a layer of ``root``, resolved to (diffusers module, {param: diffusers
-    param}). Diffusers names and their kohya-underscored forms always; for Wan also the original checkpoint names."""
+    param}). Diffusers names and their kohya-underscored forms always; with ``original_key`` (Wan: keys.py) also the
+    original checkpoint names."""
 
-    def __init__(self, root: nn.Module):
+    def __init__(self, root: nn.Module, original_key: Callable | None = None):
         self.params = dict(root.named_parameters())
         self.params.update(dict(root.named_buffers()))
         self.modules = dict(root.named_modules())
@@ -123,11 +132,9 @@ class _Names:
                 self.alias.setdefault(name, name)
                 self.alias.setdefault(name.replace(".", "_"), name)
         self.original: dict[str, str] = {}       # original module path → diffusers module path (Wan)
-        if _is_wan(root):
-            from ..backbones.wan.keys import diffusers_to_original_key
-
+        if original_key is not None:
             for key in self.params:
-                orig = diffusers_to_original_key(key)
+                orig = original_key(key)
                 if orig is None:
                     continue
                 self.orig_param[orig] = key
@@ -224,10 +231,11 @@ def _peft_scale(module: str, rank: int, metadata: dict | None) -> float:
 
 
 def convert_lora(state_dict: Mapping[str, torch.Tensor], root: nn.Module, name: str = "lora",
-                 metadata: dict | None = None) -> ConvertedLora:
-    """Turn a LoRA state dict into per-layer patches for ``root`` (a diffusers transformer). Never raises for
-    unknown keys: they are listed in ``ConvertedLora.unknown``."""
-    names = _Names(root)
+                 metadata: dict | None = None, support: LoraSupport | None = None) -> ConvertedLora:
+    """Turn a LoRA state dict into per-layer patches for ``root`` (a diffusers transformer) as the family's
+    ``support`` says (None: diffusers / kohya names of ``root``'s own layers only). Never raises for unknown keys:
+    they are listed in ``ConvertedLora.unknown``."""
+    names = _Names(root, support.original_key if support is not None else None)
     unknown: list[str] = []
     sd: dict[str, torch.Tensor] = {}
     for k, v in state_dict.items():
@@ -254,10 +262,9 @@ def convert_lora(state_dict: Mapping[str, torch.Tensor], root: nn.Module, name: 
 
     patches: dict[str, LayerPatch] = {}
     via = 0
-    # 1) Wan original / kohya names: the pairs diffusers converts go through diffusers.
-    mixin = _diffusers_mixin(root)
-    if _is_wan(root) and mixin is not None:
-        via += _wan_through_diffusers(groups, names, mixin, patches, unknown)
+    # 1) Original / kohya names (Wan): the pairs diffusers converts go through diffusers.
+    if support is not None and support.diffusers_pairs and support.original_key is not None:
+        via += _pairs_through_diffusers(groups, names, support, patches)
 
     # 2) Everything left: resolved here against the model's own names.
     for (scheme, layer), parts in groups.items():
@@ -271,7 +278,8 @@ def convert_lora(state_dict: Mapping[str, torch.Tensor], root: nn.Module, name: 
     fmt = {"original": "ComfyUI / original Wan names", "kohya": "kohya (lora_unet_)",
            "diffusers": "diffusers / PEFT", "bare": "PEFT / bare layer names"}
     label = " + ".join(sorted(fmt[s] for s in schemes)) or "empty"
-    return ConvertedLora(name, label, patches, unknown, via)
+    return ConvertedLora(name, label, patches, unknown, via,
+                         support.root_path if support is not None else "")
 
 
 def _patch(patches: dict, module: str) -> LayerPatch:
@@ -323,15 +331,17 @@ def _cloned(sd: dict) -> dict:
     return {k: v.clone() for k, v in sd.items()}
 
 
-def _wan_through_diffusers(groups: dict, names: _Names, mixin, patches: dict, unknown: list) -> int:
-    """Send the LoRA pairs diffusers' Wan converter handles through ``mixin.lora_state_dict``; remove them from
-    ``groups``. Returns the number of source keys converted there."""
+def _pairs_through_diffusers(groups: dict, names: _Names, support: LoraSupport, patches: dict) -> int:
+    """Send the LoRA pairs diffusers' converter handles (original names, e.g. Wan's) through the family's
+    ``mixin.lora_state_dict``; remove them from ``groups``. Returns the number of source keys converted there."""
+    mixin = support.mixin()
+    handled = re.compile(support.diffusers_pairs)
     chosen: dict[tuple[str, str], dict] = {}
     for (scheme, layer), parts in groups.items():
         if scheme not in ("original", "kohya", "bare") or "down" not in parts or "up" not in parts:
             continue
         _, orig = names.resolve(scheme, layer)
-        if orig is None or not _DIFFUSERS_WAN_PAIRS.match(orig) or orig not in names.original:
+        if orig is None or not handled.fullmatch(orig) or orig not in names.original:
             continue
         chosen[(scheme, layer)] = {"orig": orig, "parts": parts}
     if not chosen:

@@ -45,21 +45,20 @@ class LoraSpec:
 @dataclass
 class _State:
     applied: tuple = ()
-    backups: dict = field(default_factory=dict)     # param key → original tensor (fp8: (weight, scale))
+    backups: dict = field(default_factory=dict)     # param key (relative to the root) → original (fp8: (q, scale))
+    root_path: str = ""                             # the patched diffusers model inside the transformer
 
 
-def lora_root(transformer: nn.Module) -> nn.Module:
-    """The diffusers model inside a pack wrapper (``WanDiT.base``); LoRA names are relative to it."""
-    base = getattr(transformer, "base", None)
-    return base if isinstance(base, nn.Module) else transformer
-
-
-def _state(root: nn.Module) -> _State:
-    st = root.__dict__.get(_STATE)
+def _state(transformer: nn.Module) -> _State:
+    st = transformer.__dict__.get(_STATE)
     if st is None:
         st = _State()
-        root.__dict__[_STATE] = st
+        transformer.__dict__[_STATE] = st
     return st
+
+
+def _root(transformer: nn.Module, path: str) -> nn.Module:
+    return transformer.get_submodule(path) if path else transformer
 
 
 def _is_fp8(module: nn.Module) -> bool:
@@ -76,14 +75,14 @@ def _get(root: nn.Module, key: str) -> torch.Tensor:
 
 def applied(transformer: nn.Module) -> tuple:
     """(name, strength) of the LoRAs merged into ``transformer`` right now."""
-    return tuple((n, s) for n, _, s in _state(lora_root(transformer)).applied)
+    return tuple((n, s) for n, _, s in _state(transformer).applied)
 
 
 @torch.no_grad()
 def restore(transformer: nn.Module) -> int:
     """Copy every patched tensor's original back; returns how many tensors were restored."""
-    root = lora_root(transformer)
-    st = _state(root)
+    st = _state(transformer)
+    root = _root(transformer, st.root_path)
     n = 0
     for key, orig in st.backups.items():
         mod_name, _, par = key.rpartition(".")
@@ -156,14 +155,20 @@ def apply(transformer: nn.Module, specs: Sequence[LoraSpec], offload_device="cpu
 
     Strength-0 entries are skipped (the weights stay the originals, bit for bit). Returns a one-line summary.
     """
-    root = lora_root(transformer)
-    st = _state(root)
+    st = _state(transformer)
     active = [s for s in specs if float(s.strength) != 0.0]
     key = tuple((s.name, id(s.lora), float(s.strength)) for s in active)
     if key == st.applied:
         return _summary(active, 0, unchanged=True)
+    paths = {s.lora.root_path for s in active}
+    if len(paths) > 1:
+        raise WrongModelError(f"These LoRAs were read for different models ({', '.join(sorted(paths))}).",
+                              "Load every LoRA of a chain for the same model.")
+    root_path = paths.pop() if paths else ""
+    root = _root(transformer, root_path)
     plan = _plan(root, active)          # raises before anything is touched
     restore(transformer)
+    st.root_path = root_path
     offload = torch.device(offload_device)
     modules = dict(root.named_modules())
     for pkey, items in plan.items():
@@ -211,7 +216,7 @@ def sync(model, specs: Sequence[LoraSpec] | None = None) -> str | None:
     from .. import bridge
 
     specs = list(model.options.get("loras", ())) if specs is None else list(specs)
-    st = _state(lora_root(model.transformer))
+    st = _state(model.transformer)
     if not specs and not st.backups:
         return None
     msg = apply(model.transformer, specs, bridge.offload_device())
