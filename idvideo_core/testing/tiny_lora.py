@@ -4,8 +4,8 @@
   (original Wan names under ``diffusion_model.``): ``lora_down`` / ``lora_up`` + ``alpha`` for the attention and FFN
   linears, ``diff_b`` bias deltas on them, ``diff`` / ``diff_b`` on the norms and ``blocks.N.diff_m`` modulation
   deltas (the keys diffusers' converter drops and ComfyUI reports as "lora key not loaded").
-* :func:`write_phantom14b_fp8_file` — a tiny Phantom DiT as a ComfyUI single file with fp8_e4m3fn linear weights and
-  no scales (``model.diffusion_model.`` prefix), under the name the 14B templates use.
+* :func:`write_phantom14b_fp8_file` — the tiny Phantom DiT as a ComfyUI ``fp8_e4m3fn`` single file, under the name the
+  14B templates use.
 """
 from __future__ import annotations
 
@@ -59,17 +59,14 @@ def write_distill_lora(folder: Path | str, dit_seed: int = 20, name: str = DISTI
 
 
 def write_phantom14b_fp8_file(folder: Path | str, seed: int = 20, name: str = PHANTOM_14B_FP8_NAME) -> Path:
-    """Linear weights (2-D) stored as float8_e4m3fn without scales, everything else bf16, ComfyUI prefix."""
+    """The tiny Phantom DiT (text width of the tiny UMT5, so templates run end to end) as a ComfyUI ``fp8_e4m3fn``
+    single file: :func:`~.tiny_wan.dit_file_tensors` (block linears in fp8 without scales, the rest in float)."""
     from safetensors.torch import save_file
 
-    from .tiny_wan import original_dit_state_dict, tiny_transformer
+    from .tiny_wan import dit_file_tensors, tiny_transformer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sd = {}
-    for k, v in original_dit_state_dict(tiny_transformer(seed)).items():
-        fp8 = v.ndim == 2 and k.endswith(".weight")
-        sd["model.diffusion_model." + k] = v.to(torch.float8_e4m3fn if fp8 else torch.bfloat16).contiguous()
     path = folder / name
-    save_file(sd, str(path))
+    save_file(dit_file_tensors(tiny_transformer(seed), "fp8_e4m3fn", "model.diffusion_model."), str(path))
     return path
