@@ -1,0 +1,117 @@
+"""Reading Concat-ID-CogVideoX SAT checkpoint folders safely.
+
+Layout as published (ModelScope ``yongzhong/Concat-ID`` → ``single-identity/``, ``two-identities/``;
+``yongzhong/Concat-ID-pre-training``)::
+
+    <folder>/latest                               text file: the iteration, e.g. "2000"
+    <folder>/<iteration>/mp_rank_00_model_states.pt
+
+The ``.pt`` file is a DeepSpeed/SwissArmyTransformer pickle: ``{'module': state_dict, 'iteration': …, …}`` where the
+rest is bookkeeping (DeepSpeed's ``param_shapes`` / ``ds_config`` / ``ds_version``, and SAT's client state with the
+RNG states ``random_rng_state`` (tuple) and ``np_rng_state`` (a numpy array)). It is read with
+``torch.load(weights_only=True)``; torch's restricted unpickler already refuses anything that could run code. The only
+non-torch objects allowed on top are the ones listed in :data:`INERT_GLOBALS` (numpy array reconstruction, for the
+saved RNG state: it builds an empty array and fills it with bytes, nothing else). Any other global is refused
+without being executed, and the error names it.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+from ...errors import CorruptFileError, MissingModelError, UnsafeFileError
+from ...safeload import _unwrap, load_weights
+
+STATES_FILE = "mp_rank_00_model_states.pt"
+
+# Fully qualified names as they appear in the pickle → the (inert) object to allow for them.
+def _inert_globals() -> dict:
+    out = {}
+    try:
+        import numpy as np
+
+        core = getattr(np, "_core", None) or np.core
+        rebuild = core.multiarray._reconstruct
+        out.update({
+            "numpy.core.multiarray._reconstruct": rebuild,     # written by numpy 1.x
+            "numpy._core.multiarray._reconstruct": rebuild,    # written by numpy 2.x
+            "numpy.ndarray": np.ndarray,
+            "numpy.dtype": np.dtype,
+        })
+        dtypes = getattr(np, "dtypes", None)
+        if dtypes is not None and hasattr(dtypes, "UInt32DType"):
+            out["numpy.dtypes.UInt32DType"] = dtypes.UInt32DType
+    except ImportError:  # pragma: no cover - numpy ships with torch
+        pass
+    return out
+
+
+def sat_states_path(folder: Path | str, published: str | None = None) -> Path:
+    """``<folder>/<latest>/mp_rank_00_model_states.pt``; also accepts the iteration folder itself."""
+    folder = Path(folder)
+    if (folder / STATES_FILE).is_file():
+        return folder / STATES_FILE
+    latest = folder / "latest"
+    if not latest.is_file():
+        raise MissingModelError(f"the SAT checkpoint's 'latest' file in {folder.name}/", [latest], published,
+                                "A SAT checkpoint folder holds 'latest' and '<iteration>/mp_rank_00_model_states.pt'.")
+    tag = latest.read_text(encoding="utf-8", errors="replace").strip()
+    if not tag or "/" in tag or "\\" in tag or tag in (".", ".."):
+        raise CorruptFileError(latest, f"it should hold the iteration folder name, not {tag!r}", published)
+    states = folder / tag / STATES_FILE
+    if not states.is_file():
+        raise MissingModelError(f"the SAT weights of iteration {tag}", [states], published)
+    return states
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    import torch
+
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except (RuntimeError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def load_sat_states(path: Path | str, published: str | None = None) -> dict:
+    """The DiT state dict of a SAT ``mp_rank_00_model_states.pt`` (``module`` entry), read ``weights_only``."""
+    import torch
+
+    path = Path(path)
+    found = _unsafe_globals(path)
+    inert = _inert_globals()
+    bad = [g for g in found if g not in inert]
+    if bad:
+        raise UnsafeFileError(
+            f"{path} holds Python objects that are not plain data ({', '.join(sorted(bad)[:6])}); IDVideo refuses "
+            "to build them (it would mean running code from the file).",
+            "Use the published SAT checkpoint, or convert it with "
+            "'python -m idvideo_core.backbones.concatid_cogvideox.convert' on a machine you trust.")
+    # The whole inert list (the scan above does not see every class a numpy array's dtype refers to).
+    allow = [(obj, name) for name, obj in inert.items()]
+    try:
+        with torch.serialization.safe_globals(allow):
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as exc:
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "but got" in ln or "Unsupported" in ln),
+                      str(exc).splitlines()[0] if str(exc) else "")
+        raise UnsafeFileError(f"{path} holds objects IDVideo does not build from a pickle ({detail[:240]}).",
+                              "Use the published SAT checkpoint.") from exc
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
+    if isinstance(obj, dict) and isinstance(obj.get("module"), dict):
+        return dict(obj["module"])
+    return _unwrap(obj, path)
+
+
+def load_dit_weights(path: Path | str, published: str | None = None) -> tuple[dict, Path]:
+    """(state dict, file) from a SAT folder, an iteration folder, a ``.pt`` states file or a ``.safetensors``."""
+    path = Path(path)
+    if path.is_dir():
+        path = sat_states_path(path, published)
+    if not path.is_file():
+        raise MissingModelError(f"the Concat-ID-CogVideoX weights {path.name}", [path], published)
+    if path.suffix == ".safetensors":
+        return load_weights(path, published=published), path
+    return load_sat_states(path, published), path
