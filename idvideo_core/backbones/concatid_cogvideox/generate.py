@@ -147,30 +147,45 @@ def prompt_embeds_of(text) -> torch.Tensor:
     return text.prompt_embeds
 
 
-def sample(model, text, reference_images, settings: Settings, *, progress: bool = True, preview=None,
-           node_id=None, on_step=None, return_references: bool = False):
-    """Denoise → latents [1, T, C, h, w] (float32). ``reference_images``: list of (1, H, W, 3) at the video size."""
+def prepare(model, reference_images, settings: Settings):
+    """Checks, then the seeded draws that need the VAE: (settings, reference latents [1, K, C, h, w], initial noise
+    [1, T, C, h, w], generator). ``reference_images``: list of (1, H, W, 3) at the video size, in order."""
     s = check_settings(model, settings, len(reference_images))
     for k, im in enumerate(reference_images):
         if tuple(im.shape[-3:-1]) != (s.height, s.width):
             raise InputError(f"Reference {k + 1} is {im.shape[-2]}×{im.shape[-3]} but the video is "
                              f"{s.width}×{s.height}.", "Give the concatenator the sampler's width and height.")
     spatial, temporal = vae_factors(model.vae)
-    device = model.device if model.device is not None else torch.device("cpu")
     generator = torch.Generator("cpu").manual_seed(int(s.seed))
     refs = encode_references(model.vae, reference_images, generator)
     frames = (s.num_frames - 1) // temporal + 1
     shape = (1, frames, model.transformer.config.out_channels, s.height // spatial, s.width // spatial)
-    latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+    latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+    return s, refs, latents, generator
+
+
+def run_sampler(model, text, refs, latents, generator, s: Settings, *, progress: bool = True, preview=None,
+                node_id=None, on_step=None):
+    """The denoising loop (needs the transformer) → latents [1, T, C, h, w] float32."""
+    device = model.device if model.device is not None else torch.device("cpu")
     stepper = SATDPMStepper(s.steps, generator)
-    adapter = ConcatIdCogAdapter(model.transformer, stepper, prompt_embeds_of(text).to(device), refs.to(device), s.cfg)
+    adapter = ConcatIdCogAdapter(model.transformer, stepper, prompt_embeds_of(text).to(device), refs.to(device),
+                                 s.cfg)
     bar = bridge.Progress(s.steps, "sampling", node_id) if progress else None
     try:
-        out = denoise(adapter, stepper, latents, progress=bar, preview=preview, latent_dtype=torch.float32,
-                      on_step=on_step, modules=(model.transformer,))
+        return denoise(adapter, stepper, latents.to(device), progress=bar, preview=preview,
+                       latent_dtype=torch.float32, on_step=on_step, modules=(model.transformer,))
     finally:
         if bar is not None:
             bar.close()
+
+
+def sample(model, text, reference_images, settings: Settings, *, progress: bool = False, preview=None,
+           node_id=None, on_step=None, return_references: bool = False):
+    """Core API without a memory manager: references → latents [1, T, C, h, w] (float32)."""
+    s, refs, latents, generator = prepare(model, reference_images, settings)
+    out = run_sampler(model, text, refs, latents, generator, s, progress=progress, preview=preview,
+                      node_id=node_id, on_step=on_step)
     return (out, refs) if return_references else out
 
 
@@ -181,3 +196,64 @@ def decode(model, latents: torch.Tensor, scale: float = SAT_SCALE_FACTOR) -> tor
     dev, dtype = next(vae.parameters()).device, next(vae.parameters()).dtype
     video = vae.decode((latents / scale).permute(0, 2, 1, 3, 4).to(dev, dtype)).sample.float()
     return ((video[0].permute(1, 2, 3, 0) + 1) / 2).clamp(0, 1).cpu()
+
+
+# ------------------------------------------------------------------------------------------------ the spec's entry
+TRAINED_REFERENCES = {"single": 1, "two": 2, "pre-training": 1}
+
+
+def trained_references(model) -> int | None:
+    """How many references the loaded weights were trained with, from the published folder name (the weights
+    themselves do not say): ``single-identity`` 1, ``two-identities`` 2, ``Concat-ID-pre-training`` 1."""
+    name = str(model.options.get("variant", "")).lower()
+    for key, n in TRAINED_REFERENCES.items():
+        if key in name:
+            return n
+    return None
+
+
+def reference_images(references, width: int, height: int) -> list:
+    """References (``Reference`` objects or IMAGE tensors) at the video size, in the given order."""
+    from ..wan.references import letterbox_black
+
+    images = []
+    for r in references or []:
+        img = getattr(r, "image", r)
+        if img.ndim == 3:
+            img = img[None]
+        if tuple(img.shape[-3:-1]) != (height, width):
+            img = letterbox_black(img, width, height)
+        images.append(img)
+    return images
+
+
+def generate(model, text, req):
+    """The spec's ``generate``: references → sample (SAT sampler) → decode; frames [N, H, W, 3] on the CPU."""
+    from ...sampling.stages import decode_progress, using
+    from ...memory import vae_memory
+
+    if req.global_identity is not None or req.local_identity is not None:
+        log.warning("IDVideo: Concat-ID-CogVideoX takes references, not ConsisID identities; they are ignored.")
+    if req.cache_threshold and req.cache_threshold > 0:
+        log.warning("IDVideo: step caching is not available for Concat-ID-CogVideoX; every step is computed.")
+    images = reference_images(req.references, req.width, req.height)
+    trained = trained_references(model)
+    if trained is not None and len(images) > trained:
+        log.warning("IDVideo: these Concat-ID-CogVideoX weights (%s) were trained with %s; %d given. Use the "
+                    "two-identities weights for two people.", model.options.get("variant"),
+                    "one reference" if trained == 1 else f"{trained} references", len(images))
+    labels = [getattr(r, "label", f"reference {n + 1}") for n, r in enumerate(req.references or [])]
+    if labels:
+        log.info("IDVideo: Concat-ID-CogVideoX references in order (t = T, T+1, …): %s", ", ".join(labels))
+    settings = Settings(width=req.width, height=req.height, num_frames=req.num_frames, steps=req.steps, cfg=req.cfg,
+                        seed=req.seed)
+    with using(model, "vae"):
+        s, refs, latents, generator = prepare(model, images, settings)
+    with using(model, "transformer"):
+        latents = run_sampler(model, text, refs, latents, generator, s, progress=req.progress, preview=req.preview,
+                              node_id=req.node_id)
+    with using(model, "vae") as vae, vae_memory(vae, req.vae_tiling), \
+            decode_progress(vae, latents, frame_dim=1, node_id=req.node_id, enabled=req.progress):
+        frames = decode(model, latents)
+    bridge.soft_empty_cache()
+    return (frames, latents) if req.return_latents else frames

@@ -147,3 +147,59 @@ def load_concatid_cogvideox(dit: str | Path, base_folder: str | Path, precision:
     return LoadedModel(family=FAMILY, transformer=transformer, vae=vae, scheduler_config={}, text_encoder=te,
                        tokenizer=tok, dtype=dtype, device=device, source=Path(dit),
                        options={"variant": variant or Path(str(dit)).name})
+
+
+# ------------------------------------------------------------------------------------------------ names for the node
+DIT_KEYS = ("concatid", "diffusion_models")
+
+
+def list_dit_choices() -> list[str]:
+    """SAT folders (holding ``latest``) under ``models/concatid``, then ``.safetensors`` files there and in
+    ``models/diffusion_models`` (converted checkpoints)."""
+    names: list[str] = []
+    for d in paths.search_dirs("concatid"):
+        d = Path(d)
+        if d.is_dir():
+            for sub in sorted(d.iterdir()):
+                if sub.is_dir() and (sub / "latest").is_file() and sub.name not in names:
+                    names.append(sub.name)
+    names += [n for n in paths.list_files(DIT_KEYS, (".safetensors",)) if n not in names]
+    return names
+
+
+def list_base_choices() -> list[str]:
+    names: list[str] = []
+    for key in ("cogvideox", "consisid"):
+        for d in paths.search_dirs(key):
+            d = Path(d)
+            if d.is_dir():
+                for sub in sorted(d.iterdir()):
+                    if sub.is_dir() and all((sub / p).is_dir() for p in BASE_PARTS) and sub.name not in names:
+                        names.append(sub.name)
+    return names
+
+
+def resolve_dit(name: str | Path) -> Path:
+    """A name from :func:`list_dit_choices` (or an absolute path) → the SAT folder or the .safetensors file."""
+    p = Path(str(name)).expanduser()
+    if p.is_absolute():
+        if p.exists():
+            return p
+        raise MissingModelError(f"the Concat-ID-CogVideoX weights {p.name}", [p], PUBLISHED_DIT)
+    if ".." in p.parts:
+        from ...errors import InputError
+
+        raise InputError(f"'{name}' is not a name inside ComfyUI's model folders.", "Pick one from the list.")
+    cands = [Path(d) / p for k in DIT_KEYS for d in paths.search_dirs(k)]
+    for c in cands:
+        if (c.is_dir() and (c / "latest").is_file()) or (c.is_file() and c.suffix == ".safetensors"):
+            return c
+    raise MissingModelError(f"the Concat-ID-CogVideoX weights '{name}'", cands, PUBLISHED_DIT,
+                            "Put the SAT folder (latest + <iteration>/mp_rank_00_model_states.pt) under "
+                            "models/concatid/.")
+
+
+def load_named(dit: str, base_folder: str, precision: str = "auto") -> LoadedModel:
+    """What the loader node calls: both names resolved inside ComfyUI's model folders."""
+    return load_concatid_cogvideox(resolve_dit(dit), resolve_base_folder(base_folder), precision,
+                                   variant=Path(str(dit)).name)
