@@ -7,6 +7,8 @@ from ._common import CATEGORY, MODEL, user_errors
 
 NO_DIT = "(no SAT folder found: put single-identity/ or two-identities/ in models/concatid)"
 NO_BASE = "(no CogVideoX-5B folder found: put it in models/cogvideox)"
+NONE = "(none: single files below)"
+FROM_BASE = "(from base folder)"
 
 
 def _dit_choices():
@@ -18,7 +20,13 @@ def _dit_choices():
 def _base_choices():
     from idvideo_core.backbones.concatid_cogvideox.loading import list_base_choices
 
-    return list_base_choices() or [NO_BASE]
+    return (list_base_choices() or [NO_BASE]) + [NONE]
+
+
+def _files(key):
+    from idvideo_core import paths
+
+    return [FROM_BASE] + paths.list_files((key,))
 
 
 class IDVConcatIDCogVideoXLoader:
@@ -43,6 +51,11 @@ class IDVConcatIDCogVideoXLoader:
             "base_folder": (_base_choices(), {"tooltip": "CogVideoX-5B diffusers folder with text_encoder/, "
                             "tokenizer/ and vae/ (models/cogvideox, or a ConsisID-preview folder in "
                             "models/consisid: same T5 and VAE)."}),
+            "vae": (_files("vae"), {"tooltip": "The CogVideoX VAE: the base folder's vae/, or a file in models/vae "
+                    "(diffusers-named CogVideoX VAE .safetensors, or the official SAT 3d-vae.pt)."}),
+            "text_encoder": (_files("text_encoders"), {"tooltip": "T5-XXL: the base folder's text_encoder/, or "
+                             "ComfyUI's t5xxl_fp16 / fp8 file in models/text_encoders (the same T5 v1.1 XXL; its "
+                             "tokenizer comes from the base folder or ComfyUI)."}),
             "precision": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": "Compute precision. "
                           "auto = bf16 on GPUs that support it (the official runs bf16), fp32 on the CPU."}),
             "memory_mode": (["auto", "gpu", "model_offload", "block_swap", "sequential"], {"default": "auto",
@@ -55,8 +68,8 @@ class IDVConcatIDCogVideoXLoader:
         }}
 
     @user_errors
-    def load(self, weights, base_folder, precision="auto", memory_mode="auto", blocks_to_swap=20,
-             weight_storage="default"):
+    def load(self, weights, base_folder, vae=FROM_BASE, text_encoder=FROM_BASE, precision="auto",
+             memory_mode="auto", blocks_to_swap=20, weight_storage="default"):
         from idvideo_core import paths
         from idvideo_core.backbones.concatid_cogvideox.loading import load_named
         from idvideo_core.errors import MissingModelError
@@ -65,11 +78,14 @@ class IDVConcatIDCogVideoXLoader:
         if weights == NO_DIT:
             raise MissingModelError("a Concat-ID-CogVideoX SAT folder", paths.search_dirs("concatid"),
                                     paths.PUBLISHED["concatid_cogvideox"])
-        if base_folder == NO_BASE:
+        singles = vae != FROM_BASE and text_encoder != FROM_BASE
+        if base_folder == NO_BASE and not singles:
             raise MissingModelError("a CogVideoX-5B folder (text_encoder/, tokenizer/, vae/)",
                                     paths.search_dirs("cogvideox") + paths.search_dirs("consisid"),
                                     paths.PUBLISHED["cogvideox"])
-        model = load_named(weights, base_folder, precision)
+        base = None if base_folder in (NO_BASE, NONE) else base_folder
+        model = load_named(weights, base, precision, None if vae == FROM_BASE else vae,
+                           None if text_encoder == FROM_BASE else text_encoder)
         return (attach_memory(model, memory_mode, blocks_to_swap, weight_storage),)
 
 

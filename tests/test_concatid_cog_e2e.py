@@ -27,7 +27,8 @@ def _img(seed, h=40, w=30):
 
 def _load(pack, weights="two-identities"):
     M = pack.NODE_CLASS_MAPPINGS
-    model, = M["IDVConcatIDCogVideoXLoader"]().load(weights, "CogVideoX-5b", "fp32", "auto", 0)
+    model, = M["IDVConcatIDCogVideoXLoader"]().load(weights, "CogVideoX-5b", precision="fp32", memory_mode="auto",
+                                                    blocks_to_swap=0)
     return M, model
 
 
@@ -35,7 +36,8 @@ def test_loader_lists_sat_folders_and_base(pack, env):
     M = pack.NODE_CLASS_MAPPINGS
     spec = M["IDVConcatIDCogVideoXLoader"].INPUT_TYPES()["required"]
     assert spec["weights"][0] == ["Concat-ID-pre-training", "single-identity", "two-identities"]
-    assert spec["base_folder"][0] == ["CogVideoX-5b"]
+    assert spec["base_folder"][0] == ["CogVideoX-5b", "(none: single files below)"]
+    assert spec["vae"][0][0] == spec["text_encoder"][0][0] == "(from base folder)"
 
 
 def test_nodes_equal_core_api_and_order_matters(pack, env):

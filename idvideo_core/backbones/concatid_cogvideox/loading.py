@@ -92,8 +92,8 @@ def load_transformer(path: str | Path, dtype=torch.float32):
 BASE_PARTS = ("text_encoder", "tokenizer", "vae")
 
 
-def check_base_folder(folder: Path) -> Path:
-    missing = [p for p in BASE_PARTS if not (folder / p).is_dir()]
+def check_base_folder(folder: Path, parts=BASE_PARTS) -> Path:
+    missing = [p for p in parts if not (folder / p).is_dir()]
     if missing:
         raise MissingModelError(f"the CogVideoX part(s) {', '.join(missing)}", [folder / p for p in missing],
                                 PUBLISHED_BASE, "Concat-ID-CogVideoX takes T5-XXL and the VAE from a CogVideoX-5B "
@@ -101,17 +101,18 @@ def check_base_folder(folder: Path) -> Path:
     return folder
 
 
-def resolve_base_folder(name: str | Path) -> Path:
+def resolve_base_folder(name: str | Path, parts=BASE_PARTS) -> Path:
     """A name under ``models/cogvideox/`` or ``models/consisid/``, or an absolute folder."""
     p = Path(str(name)).expanduser()
     if p.is_absolute():
-        return check_base_folder(paths.find_dir("the CogVideoX-5B folder", [p], published=PUBLISHED_BASE))
+        return check_base_folder(paths.find_dir("the CogVideoX-5B folder", [p], published=PUBLISHED_BASE), parts)
     if ".." in p.parts:
         from ...errors import InputError
 
         raise InputError(f"'{name}' is not a folder inside ComfyUI's model folders.", "Pick a folder from the list.")
     cands = [Path(d) / p for key in ("cogvideox", "consisid") for d in paths.search_dirs(key)]
-    return check_base_folder(paths.find_dir(f"the CogVideoX-5B folder '{name}'", cands, published=PUBLISHED_BASE))
+    return check_base_folder(paths.find_dir(f"the CogVideoX-5B folder '{name}'", cands, published=PUBLISHED_BASE),
+                             parts)
 
 
 def load_vae(folder: Path, dtype=torch.float32):
@@ -130,20 +131,36 @@ def load_vae(folder: Path, dtype=torch.float32):
     return vae.eval().requires_grad_(False)
 
 
-def load_concatid_cogvideox(dit: str | Path, base_folder: str | Path, precision: str = "auto", device=None,
-                            load_text_encoder: bool = True, variant: Optional[str] = None) -> LoadedModel:
-    """DiT (SAT folder / .pt / .safetensors) + T5 and VAE from a CogVideoX-5B diffusers folder."""
+def load_concatid_cogvideox(dit: str | Path, base_folder: Optional[str | Path] = None, precision: str = "auto",
+                            device=None, load_text_encoder: bool = True, variant: Optional[str] = None,
+                            vae_file: Optional[str | Path] = None,
+                            text_encoder_file: Optional[str | Path] = None) -> LoadedModel:
+    """DiT (SAT folder / .pt / .safetensors) + T5 and VAE from a CogVideoX-5B diffusers folder or single files
+    (components.py: ComfyUI's t5xxl text encoder, a CogVideoX VAE file)."""
     from ...text import load_t5
+    from . import components as C
 
     device = device or bridge.torch_device()
     dtype = resolve_dtype(precision, device)
-    base = Path(base_folder) if Path(str(base_folder)).is_dir() else resolve_base_folder(base_folder)
-    check_base_folder(base)
+    need = tuple(p for p, single in (("vae", vae_file), ("text_encoder", text_encoder_file),
+                                     ("tokenizer", text_encoder_file)) if not single and
+                 (p == "vae" or load_text_encoder))
+    base = None
+    if base_folder is not None:
+        base = resolve_base_folder(base_folder, need)
+    elif need:
+        raise MissingModelError(f"the CogVideoX part(s) {', '.join(need)} (no base folder chosen)",
+                                [Path(d) for d in paths.search_dirs("cogvideox")], PUBLISHED_BASE,
+                                "Choose a CogVideoX-5B base folder, or single files for both the VAE and T5.")
     transformer = load_transformer(dit, dtype)
-    vae = load_vae(base, dtype)
+    vae = C.load_vae_file(Path(vae_file), dtype) if vae_file else load_vae(base, dtype)
     te = tok = None
     if load_text_encoder:
-        te, tok = load_t5(base / "text_encoder", base / "tokenizer", dtype)
+        if text_encoder_file:
+            te = C.load_t5_file(Path(text_encoder_file), dtype)
+            tok = C.load_t5_tokenizer(base)
+        else:
+            te, tok = load_t5(base / "text_encoder", base / "tokenizer", dtype)
     return LoadedModel(family=FAMILY, transformer=transformer, vae=vae, scheduler_config={}, text_encoder=te,
                        tokenizer=tok, dtype=dtype, device=device, source=Path(dit),
                        options={"variant": variant or Path(str(dit)).name})
@@ -199,7 +216,11 @@ def resolve_dit(name: str | Path) -> Path:
                             "models/concatid/.")
 
 
-def load_named(dit: str, base_folder: str, precision: str = "auto") -> LoadedModel:
-    """What the loader node calls: both names resolved inside ComfyUI's model folders."""
-    return load_concatid_cogvideox(resolve_dit(dit), resolve_base_folder(base_folder), precision,
-                                   variant=Path(str(dit)).name)
+def load_named(dit: str, base_folder: Optional[str], precision: str = "auto", vae: Optional[str] = None,
+               text_encoder: Optional[str] = None) -> LoadedModel:
+    """What the loader node calls: every name resolved inside ComfyUI's model folders (None = not chosen)."""
+    vae_p = paths.resolve_file(("vae",), vae, "the CogVideoX VAE", PUBLISHED_BASE) if vae else None
+    te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the T5-XXL text encoder", PUBLISHED_BASE)
+            if text_encoder else None)
+    return load_concatid_cogvideox(resolve_dit(dit), base_folder, precision, variant=Path(str(dit)).name,
+                                   vae_file=vae_p, text_encoder_file=te_p)
