@@ -16,12 +16,10 @@ without being executed, and the error names it.
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
-from ...errors import CorruptFileError, MissingModelError, UnsafeFileError
-from ...safeload import _unwrap, load_weights
+from ...errors import CorruptFileError, MissingModelError
+from ...safeload import _unwrap, load_pickle_allowing, load_weights
 
 STATES_FILE = "mp_rank_00_model_states.pt"
 
@@ -65,41 +63,10 @@ def sat_states_path(folder: Path | str, published: str | None = None) -> Path:
     return states
 
 
-def _unsafe_globals(path: Path) -> list[str]:
-    import torch
-
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except (RuntimeError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as exc:
-        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}") from exc
-
-
 def load_sat_states(path: Path | str, published: str | None = None) -> dict:
     """The DiT state dict of a SAT ``mp_rank_00_model_states.pt`` (``module`` entry), read ``weights_only``."""
-    import torch
-
     path = Path(path)
-    found = _unsafe_globals(path)
-    inert = _inert_globals()
-    bad = [g for g in found if g not in inert]
-    if bad:
-        raise UnsafeFileError(
-            f"{path} holds Python objects that are not plain data ({', '.join(sorted(bad)[:6])}); IDVideo refuses "
-            "to build them (it would mean running code from the file).",
-            "Use the published SAT checkpoint, or convert it with "
-            "'python -m idvideo_core.backbones.concatid_cogvideox.convert' on a machine you trust.")
-    # The whole inert list (the scan above does not see every class a numpy array's dtype refers to).
-    allow = [(obj, name) for name, obj in inert.items()]
-    try:
-        with torch.serialization.safe_globals(allow):
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
-    except pickle.UnpicklingError as exc:
-        detail = next((ln.strip() for ln in str(exc).splitlines() if "but got" in ln or "Unsupported" in ln),
-                      str(exc).splitlines()[0] if str(exc) else "")
-        raise UnsafeFileError(f"{path} holds objects IDVideo does not build from a pickle ({detail[:240]}).",
-                              "Use the published SAT checkpoint.") from exc
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
+    obj = load_pickle_allowing(path, _inert_globals(), published)
     if isinstance(obj, dict) and isinstance(obj.get("module"), dict):
         return dict(obj["module"])
     return _unwrap(obj, path)
