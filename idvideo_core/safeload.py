@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .errors import CorruptFileError, UnsafeFileError
 

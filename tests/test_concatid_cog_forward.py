@@ -66,7 +66,7 @@ def sat_dit(sd, x, refs, t, text, heads=2, patch=2, layers=2, slots_extra=5):
     for i in range(layers):
         pre = f"transformer.layers.{i}."
         m = _lin(F.silu(emb), sd, f"mixins.adaln_layer.adaLN_modulations.{i}.1").chunk(12, 1)
-        mod = lambda y, s, sc: y * (1 + sc[:, None]) + s[:, None]  # noqa: E731
+        mod = lambda y, s, sc: y * (1 + sc[:, None]) + s[:, None]
         ti, ii = hs[:, :n], hs[:, n:]
         a_in = torch.cat([mod(_ln(ti, sd, pre + "input_layernorm"), m[6], m[7]),
                           mod(_ln(ii, sd, pre + "input_layernorm"), m[0], m[1])], 1)

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
-from idvideo_core.backbones.concatid_cogvideox import checkpoint, convert, keys as K, loading
-from idvideo_core.errors import CorruptFileError, MissingModelError, UnsafeFileError, WrongModelError
+from idvideo_core.backbones.concatid_cogvideox import checkpoint, convert, loading
+from idvideo_core.backbones.concatid_cogvideox import keys as K
+from idvideo_core.errors import (
+    CorruptFileError,
+    MissingModelError,
+    UnsafeFileError,
+    WrongModelError,
+)
 from idvideo_core.testing import tiny_concatid_cog as T
 
 

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from idvideo_core.backbones.concatid_cogvideox.schedule import SATDPMStepper, sat_schedule, v_to_x0
+from idvideo_core.backbones.concatid_cogvideox.schedule import (
+    SATDPMStepper,
+    sat_schedule,
+    v_to_x0,
+)
 
 
 def official_schedule(n: int):
@@ -29,6 +33,7 @@ def test_schedule_figures():
     assert a[-4:] == pytest.approx([0.969028, 0.980547, 0.991082, 1.0], abs=1e-6)
     assert s50.timesteps.tolist() == list(range(999, 0, -20))
     ts, alphas, table = official_schedule(50)
+    assert ts.tolist() == s50.timesteps.tolist()
     assert np.abs(a - alphas).max() < 1e-6 and np.abs(s50.table.numpy() - table).max() < 1e-6
     # nearest table entry: t−1 for the last 11 steps (219 … 19), t before
     idx = [int((s50.alphas[i] - s50.table).abs().argmin()) for i in range(50)]
@@ -49,9 +54,9 @@ def official_steps(n, x, x0s, seed):
     """The documented update in float64 with the documented draws (1 in step 0, 2 in middle steps, 0 in the last)."""
     _, a, _ = official_schedule(n)
     g = torch.Generator().manual_seed(seed)
-    lam = lambda al: np.log(al / np.sqrt(1 - al * al)) if al > 0 else -np.inf  # noqa: E731
+    lam = lambda al: np.log(al / np.sqrt(1 - al * al)) if al > 0 else -np.inf
     x = x.double()
-    out, prev = [], None
+    out = []
     for i in range(n):
         if i == n - 1:
             out.append(x0s[i].double())

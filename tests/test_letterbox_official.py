@@ -8,10 +8,10 @@ import pytest
 import torch
 
 tv = pytest.importorskip("torchvision")
-from torchvision.transforms import InterpolationMode  # noqa: E402
-from torchvision.transforms import functional as TF  # noqa: E402
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
-from idvideo_core.backbones.wan.references import letterbox_black  # noqa: E402
+from idvideo_core.backbones.wan.references import letterbox_black
 
 
 def official_steps(img_u8: np.ndarray, size):

@@ -10,7 +10,7 @@ The ``.pt`` file is a DeepSpeed/SwissArmyTransformer pickle: ``{'module': state_
 rest is bookkeeping (DeepSpeed's ``param_shapes`` / ``ds_config`` / ``ds_version``, and SAT's client state with the
 RNG states ``random_rng_state`` (tuple) and ``np_rng_state`` (a numpy array)). It is read with
 ``torch.load(weights_only=True)``; torch's restricted unpickler already refuses anything that could run code. The only
-non-torch objects allowed on top are the ones listed in :data:`INERT_GLOBALS` (numpy array reconstruction, for the
+non-torch objects allowed on top are the ones :func:`_inert_globals` lists (numpy array reconstruction, for the
 saved RNG state: it builds an empty array and fills it with bytes, nothing else). Any other global is refused
 without being executed, and the error names it.
 """

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -82,7 +81,7 @@ def t5_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "stat
     return model.eval().requires_grad_(False)
 
 
-def comfy_t5_tokenizer_dir() -> Optional[Path]:
+def comfy_t5_tokenizer_dir() -> Path | None:
     """ComfyUI's bundled T5 tokenizer folder, when running inside ComfyUI (None outside)."""
     import importlib.util
 
@@ -96,7 +95,7 @@ def comfy_t5_tokenizer_dir() -> Optional[Path]:
     return None
 
 
-def load_t5_tokenizer(base: Optional[Path]):
+def load_t5_tokenizer(base: Path | None):
     from transformers import AutoTokenizer
 
     cands = []

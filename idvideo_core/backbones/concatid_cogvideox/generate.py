@@ -229,8 +229,8 @@ def reference_images(references, width: int, height: int) -> list:
 
 def generate(model, text, req):
     """The spec's ``generate``: references → sample (SAT sampler) → decode; frames [N, H, W, 3] on the CPU."""
-    from ...sampling.stages import decode_progress, using
     from ...memory import vae_memory
+    from ...sampling.stages import decode_progress, using
 
     if req.global_identity is not None or req.local_identity is not None:
         log.warning("IDVideo: Concat-ID-CogVideoX takes references, not ConsisID identities; they are ignored.")

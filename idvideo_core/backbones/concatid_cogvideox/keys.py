@@ -27,7 +27,7 @@ all three). A learned ``mixins.pos_embed.pos_embedding`` (I2V variants) is NOT i
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 SAT_PREFIX = "model.diffusion_model."
 
@@ -165,7 +165,7 @@ def diffusers_to_sat(sd: Mapping, prefix: bool = True) -> dict:
 
 def detect_names(keys) -> str:
     """``sat`` or ``diffusers`` (a CogVideoX DiT) from the key names; ``unknown`` otherwise."""
-    ks = {k[len(SAT_PREFIX):] if k.startswith(SAT_PREFIX) else k for k in keys}
+    ks = {k.removeprefix(SAT_PREFIX) for k in keys}
     if "transformer.layers.0.attention.query_key_value.weight" in ks or "mixins.patch_embed.proj.weight" in ks:
         return "sat"
     if "transformer_blocks.0.attn1.to_q.weight" in ks and "patch_embed.proj.weight" in ks:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -131,10 +130,10 @@ def load_vae(folder: Path, dtype=torch.float32):
     return vae.eval().requires_grad_(False)
 
 
-def load_concatid_cogvideox(dit: str | Path, base_folder: Optional[str | Path] = None, precision: str = "auto",
-                            device=None, load_text_encoder: bool = True, variant: Optional[str] = None,
-                            vae_file: Optional[str | Path] = None,
-                            text_encoder_file: Optional[str | Path] = None) -> LoadedModel:
+def load_concatid_cogvideox(dit: str | Path, base_folder: str | Path | None = None, precision: str = "auto",
+                            device=None, load_text_encoder: bool = True, variant: str | None = None,
+                            vae_file: str | Path | None = None,
+                            text_encoder_file: str | Path | None = None) -> LoadedModel:
     """DiT (SAT folder / .pt / .safetensors) + T5 and VAE from a CogVideoX-5B diffusers folder or single files
     (components.py: ComfyUI's t5xxl text encoder, a CogVideoX VAE file)."""
     from ...text import load_t5
@@ -216,8 +215,8 @@ def resolve_dit(name: str | Path) -> Path:
                             "models/concatid/.")
 
 
-def load_named(dit: str, base_folder: Optional[str], precision: str = "auto", vae: Optional[str] = None,
-               text_encoder: Optional[str] = None) -> LoadedModel:
+def load_named(dit: str, base_folder: str | None, precision: str = "auto", vae: str | None = None,
+               text_encoder: str | None = None) -> LoadedModel:
     """What the loader node calls: every name resolved inside ComfyUI's model folders (None = not chosen)."""
     vae_p = paths.resolve_file(("vae",), vae, "the CogVideoX VAE", PUBLISHED_BASE) if vae else None
     te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the T5-XXL text encoder", PUBLISHED_BASE)
