@@ -6,6 +6,8 @@
 //   frontend shows none: never a double preview.
 // * IDVideo Face Loader: the node returns its aligned crops as temp `ui.images` (like core PreviewImage), which the
 //   core frontend draws; this extension adds the number of faces found to the node title.
+// * IDVideo Identity Score: the core frontend draws its plot (`ui.images`); this extension puts the headline
+//   scores (and, for several videos, which one was best) in the node title.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
@@ -108,6 +110,19 @@ app.registerExtension({
           this.__idvVideoSrc = undefined;
         }
         return onDrawForeground?.apply(this, arguments);
+      };
+    }
+    if (nodeData?.name === "IDVIdentityScore") {
+      const onExecuted = nodeType.prototype.onExecuted;
+      nodeType.prototype.onExecuted = function (message) {
+        const result = onExecuted?.apply(this, arguments);
+        const s = message?.idv_score?.[0];
+        if (s && typeof s.title === "string") {
+          const base = this.__idvBaseTitle ?? (this.__idvBaseTitle = this.title);
+          this.title = `${base} (${s.title})`;
+          this.setDirtyCanvas?.(true, true);
+        }
+        return result;
       };
     }
     if (nodeData?.name === "IDVFaceLoader") {
