@@ -27,7 +27,6 @@ from .schedule import SATDPMStepper, v_to_x0
 
 log = logging.getLogger("idvideo")
 
-DEFAULTS = dict(width=720, height=480, num_frames=49, steps=50, cfg=6.0, seed=42, fps=8)
 TRAINED_SIZE = (720, 480)
 
 
