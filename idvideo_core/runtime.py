@@ -308,6 +308,9 @@ def concat_references(width: int, height: int, face_mode: int, subject_white: bo
     refs = list(previous or [])
     if faces:
         ordered = sorted(faces, key=lambda f: (f.image_index, float(f.bbox[0])))
+        log.info("IDVideo: faces left to right (reference order; Concat-ID-CogVideoX: face 1 = img1 at t=T, face 2 = "
+                 "img2 at t=T+1): %s", ", ".join(f"face {n + 1} = image {f.image_index + 1}, x={float(f.bbox[0]):.0f}"
+                                                 for n, f in enumerate(ordered)))
         parser = FaceParser(find_face_parsing_folder(), bridge.torch_device()) if face_mode == 0 else None
         for n, f in enumerate(ordered):
             if face_mode in (0, 1):

@@ -201,19 +201,6 @@ def _wan(g: Graph, family, dit, face_mode, cfg, prompt, note, subject: bool):
     g.link(sm, "frames", vc, "images")
 
 
-def multi_identity(g: Graph):
-    _wan(g, "Concat-ID-Wan", "second_stage_adaln.pt", "face crop + mask (Concat-ID)", 5.0,
-         "Two people talk and laugh at a cafe table, warm evening light, handheld camera.",
-         WAN_NOTE.format(title="multi-identity video with Concat-ID-Wan",
-                         what="a group photo: every face, left to right, becomes a reference",
-                         weights="Concat-ID-Wan: second_stage_adaln.pt (huggingface.co/yongzhong/Concat-ID-Wan) in "
-                                 "ComfyUI/models/concatid/, and the face-parsing model folder "
-                                 "(huggingface.co/jonathandinu/face-parsing) as ComfyUI/models/concatid/face-parsing/. "
-                                 "Concat-ID-Wan was trained with one reference; more work, with weaker identity "
-                                 "(Phantom-Wan is the trained multi-subject option).",
-                         cfg=5.0), subject=False)
-
-
 def virtual_tryon(g: Graph):
     _wan(g, "Phantom-Wan", "Phantom-Wan-1.3B.pth", "whole image, white pad (Phantom)", 7.5,
          "The person wears the garment and walks down a city street, turning towards the camera.",
@@ -222,6 +209,75 @@ def virtual_tryon(g: Graph):
                          weights="Phantom-Wan: Phantom-Wan-1.3B.pth (huggingface.co/bytedance-research/Phantom) in "
                                  "ComfyUI/models/diffusion_models/. Up to 4 references.",
                          cfg=7.5), subject=True)
+
+
+CONCATID_COG_NOTE = """IDVideo — {title}
+
+1. Replace the image in 'Load Image' with your own ({what}).
+2. Weights (nothing is downloaded):
+   - Concat-ID-CogVideoX (SAT checkpoints, ModelScope): {weights}
+     Each folder holds 'latest' and '<iteration>/mp_rank_00_model_states.pt'; it is read as plain data only
+     (weights_only). Optional: convert once with
+     python -m idvideo_core.backbones.concatid_cogvideox.convert models/concatid/{folder} models/concatid/{folder}.safetensors
+   - T5-XXL + VAE: the CogVideoX-5B diffusers folder huggingface.co/THUDM/CogVideoX-5b as
+     ComfyUI/models/cogvideox/CogVideoX-5b/ (text_encoder/, tokenizer/, vae/; the transformer/ is not needed).
+     A ConsisID-preview folder in models/consisid/ has the same T5 and VAE and can be picked instead.
+   - Face crops: ComfyUI/models/insightface/models/antelopev2/{{scrfd_10g_bnkps,glintr100}}.onnx (insightface
+     antelopev2 pack) and the face-parsing folder huggingface.co/jonathandinu/face-parsing as
+     ComfyUI/models/concatid/face-parsing/.
+3. Official settings: 720x480, 49 frames at 8 fps, 50 steps, CFG 6, seed 42 (SAT sampler; the negative prompt is
+   not used: the unconditional branch is the zeroed T5 embedding). About 24 GB VRAM in 'gpu' mode; choose
+   block_swap or sequential on the loader for smaller cards.
+{extra}"""
+
+
+def _concatid_cog(g: Graph, weights, selection, prompt, note):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0), {"selection": selection})
+    cc = g.add("IDVMultiIdentityConcat", (760, 0), {"width": 720, "height": 480,
+                                                     "face_mode": "face crop + mask (Concat-ID)"}, size=(340, 300))
+    ml = g.add("IDVConcatIDCogVideoXLoader", (0, 560), {"weights": weights, "base_folder": "CogVideoX-5b"},
+               size=(380, 260))
+    te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
+    sm = g.add("IDVSampler", (1140, 0), {"width": 720, "height": 480, "num_frames": 49, "steps": 50, "cfg": 6.0,
+                                         "seed": 42}, size=(340, 480))
+    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 8.0}, size=(360, 480))
+    g.note((840, 560), note, size=(600, 400))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", cc, "faces")
+    g.link(ml, "model", te, "model")
+    g.link(ml, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(cc, "references", sm, "references")
+    g.link(sm, "frames", vc, "images")
+
+
+def multi_identity(g: Graph):
+    _concatid_cog(g, "two-identities", "all (left to right)",
+                  "Two people talk and laugh at a cafe table, warm evening light, handheld camera.",
+                  CONCATID_COG_NOTE.format(
+                      title="two identities with Concat-ID-CogVideoX (the model Concat-ID trained for it)",
+                      what="a group photo with two people, faces clearly visible",
+                      weights="models/concatid/two-identities/ from modelscope.cn/models/yongzhong/Concat-ID "
+                              "(folder two-identities/).", folder="two-identities",
+                      extra="4. Order: the Face Loader takes every face left to right; the leftmost person is "
+                            "reference 1 (the official prompt@@img1@@img2), the next reference 2. The concatenator's "
+                            "preview and log show the order. Two photos: chain two concatenators (references input)."
+                            "\n"))
+
+
+def single_identity_concatid(g: Graph):
+    _concatid_cog(g, "single-identity", "largest",
+                  "A person walks through a sunlit park, smiling and looking around. Cinematic light.",
+                  CONCATID_COG_NOTE.format(
+                      title="single identity with Concat-ID-CogVideoX",
+                      what="a clear photo of one person; the largest face is used",
+                      weights="models/concatid/single-identity/ from modelscope.cn/models/yongzhong/Concat-ID "
+                              "(folder single-identity/), or models/concatid/Concat-ID-pre-training/ from "
+                              "modelscope.cn/models/yongzhong/Concat-ID-pre-training (stronger identity, less "
+                              "editable).", folder="single-identity", extra=""))
 
 
 PHANTOM_14B_NOTE = """IDVideo — {title}
@@ -355,8 +411,9 @@ def best_of_seeds(g: Graph):
 
 
 TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_concatid.json": multi_identity,
-             "virtual_tryon.json": virtual_tryon, "best_of_seeds.json": best_of_seeds,
-             "phantom14b_fast_tryon.json": phantom14b_fast_tryon, "multi_subject_phantom.json": multi_subject_phantom}
+             "single_identity_concatid.json": single_identity_concatid, "virtual_tryon.json": virtual_tryon,
+             "best_of_seeds.json": best_of_seeds, "phantom14b_fast_tryon.json": phantom14b_fast_tryon,
+             "multi_subject_phantom.json": multi_subject_phantom}
 
 
 THUMB_WIDTH = 480

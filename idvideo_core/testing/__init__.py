@@ -26,6 +26,9 @@ def build_all(models_root: Path | str) -> Path:
     models_root = Path(models_root)
     build_consisid_folder(models_root / "consisid" / "ConsisID-preview")
     build_wan_models(models_root)
+    from .tiny_concatid_cog import build_concatid_cog_models
+
+    build_concatid_cog_models(models_root)
     return models_root
 
 

@@ -127,10 +127,16 @@ class WanAdapter:
             raise InputError(f"{m.label} takes at most {m.max_references} references; {k} were given.",
                              f"Remove {k - m.max_references} reference(s) from the concatenator.")
         if m.trained_references is not None and k > m.trained_references:
-            log.warning("IDVideo: %s was trained with %s; %d given. Each extra one gets its own time slot, which "
-                        "the model never saw in training: expect a weaker identity for the extra references.",
-                        m.label, "one reference" if m.trained_references == 1 else
-                        f"at most {m.trained_references} references", k)
+            if m.trained_references == 1:
+                log.warning("IDVideo: %s was trained with ONE reference only (its official inference hard-codes one); "
+                            "%d given. The extra references are untrained: the model never saw a second person, so "
+                            "expect the extra identities to be guessed or lost. For two people use "
+                            "Concat-ID-CogVideoX with its two-identities weights ('IDVideo Concat-ID CogVideoX "
+                            "Loader').", m.label, k)
+            else:
+                log.warning("IDVideo: %s was trained with at most %d references; %d given. Each extra one gets its "
+                            "own time slot, which the model never saw in training: expect a weaker identity for "
+                            "the extra references.", m.label, m.trained_references, k)
         if k == 0:
             log.warning("IDVideo: no reference given; %s runs as plain text-to-video.", m.label)
 
