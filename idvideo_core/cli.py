@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .cli_generate import SMOKE_LABEL, load_image as _load_image, render  # noqa: F401 - generate lives there
+from .cli_generate import SMOKE_LABEL, load_image as _load_image, lora_arg, render  # noqa: F401 - generate lives there
 
 
 def add_comfyui_arguments(p: argparse.ArgumentParser) -> None:

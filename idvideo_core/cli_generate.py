@@ -46,7 +46,7 @@ NOT_FLAGS = {"save_output": "the command line always writes into --output"}
 FILE_INPUTS = ("model", "base_folder", "dit", "vae", "text_encoder")
 #: flags that are not node inputs.
 OWN_FLAGS = ("image", "subject", "family", "smoke", "output", "save_latents", "summary", "check_only", "comfyui",
-             "extra_model_paths_config")
+             "extra_model_paths_config", "lora")
 SMOKE_LABEL = "IDVideo smoke test: random weights"
 IMAGE_NODE = "IDV_CLI_IMAGE"
 
@@ -153,6 +153,8 @@ def add_arguments(g: argparse.ArgumentParser, classes=None) -> None:
                    help="Check every input, option and model file, then stop before loading any weights.")
     g.add_argument("--no-tiling", dest="vae_tiling", action="store_const", const=False,
                    help="Same as --no-vae-tiling.")
+    g.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="A LoRA .safetensors to merge for this run (repeatable; strength 1 if omitted).")
     for dest, opt in node_options(classes).items():
         if dest in OWN_FLAGS:
             continue                     # --family: the Wan loader's labels plus every other family
@@ -334,6 +336,12 @@ def build_plan(args) -> Plan:
     if tpl is None:
         raise InputError(f"No template runs the '{family}' family from the command line yet.",
                          f"Use {option('family')} " + " or ".join(f for f, t in family_templates().items() if t))
+    from .setup_check import BORROWED
+
+    if family in BORROWED and not getattr(args, "dit", None):
+        raise InputError(f"No template is made for the {family} family, so its DiT file must be named.",
+                         f"Add {option('dit')} (e.g. second_stage_adaln.pt for Concat-ID-Wan) and check "
+                         f"{option('face_mode')}.")
     workflow = json.loads(tpl.read_text(encoding="utf-8"))
     prompt = ui_to_api(workflow, classes)
     plan = Plan(family, tpl.stem, workflow, prompt, classes)
@@ -546,7 +554,28 @@ def run_order(plan: Plan) -> list[str]:
     return order
 
 
-def execute(plan: Plan, timings: dict, smoke: bool = False) -> dict:
+def lora_arg(item: str) -> tuple[str, float]:
+    """``FILE[:STRENGTH]`` → (file, strength); a colon not followed by a number is part of the path."""
+    file, sep, tail = item.rpartition(":")
+    if sep:
+        try:
+            return file, float(tail)
+        except ValueError:
+            pass
+    return item, 1.0
+
+
+def _with_loras(model, loras: list[str]):
+    from .lora import with_lora_file
+
+    for item in loras:
+        file, strength = lora_arg(item)
+        model, report = with_lora_file(model, Path(file).expanduser(), strength)
+        print(report)
+    return model
+
+
+def execute(plan: Plan, timings: dict, smoke: bool = False, loras: Optional[list] = None) -> dict:
     """Run the graph; each node's time goes to ``timings`` under its display name."""
     import copy
 
@@ -580,6 +609,8 @@ def execute(plan: Plan, timings: dict, smoke: bool = False) -> dict:
         else:
             out = fn(**kwargs)
             done[nid] = tuple(out["result"]) if isinstance(out, dict) else tuple(out)
+            if loras and _is_model_loader(plan, ctype):
+                done[nid] = (_with_loras(done[nid][0], loras),) + done[nid][1:]
             if smoke and ctype == "IDVSampler":
                 done[nid] = (_label(done[nid][0], SMOKE_LABEL),) + done[nid][1:]
         if ctype != IMAGE_NODE:
@@ -702,7 +733,7 @@ def run(args) -> dict:
             outputs, latents_path = [], None
         else:
             with runtime.capture_latents() as latents:
-                done = execute(plan, timings, smoke=args.smoke)
+                done = execute(plan, timings, smoke=args.smoke, loras=list(getattr(args, "lora", None) or []))
             combine = next(k for k, n in plan.prompt.items() if n["class_type"] == "IDVideoCombine")
             outputs = list(done[combine + ":all"])
             latents_path = _save_latents(latents, plan, args) if args.save_latents else None

@@ -358,6 +358,59 @@ def _check_clip_folder(path: Path):
     return "transformers folder", _folder_dtype(path)
 
 
+def concatid_cogvideox_model(weights: Optional[str], base: Optional[str], vae: Optional[str],
+                             text_encoder: Optional[str]) -> list[Requirement]:
+    """What 'IDVideo Concat-ID CogVideoX Loader' opens (its loader's search lists and checks)."""
+    from .backbones.concatid_cogvideox import loading as CL
+
+    out = []
+    if weights:
+        out.append(Requirement(f"Concat-ID-CogVideoX weights '{weights}'", "SAT folder or safetensors",
+                               [Path(d) / weights for k in CL.DIT_KEYS for d in paths.search_dirs(k)],
+                               CL.PUBLISHED_DIT, _check_concatid_cog_dit, folder=not weights.endswith(".safetensors"),
+                               quick=_check_concatid_cog_dit))
+    if base:
+        out.append(Requirement(f"CogVideoX-5B base folder '{base}' (T5-XXL, tokenizer, VAE)", "CogVideoX folder",
+                               [Path(d) / base for key in ("cogvideox", "consisid") for d in paths.search_dirs(key)],
+                               CL.PUBLISHED_BASE, _check_cog_base, folder=True, quick=_check_cog_base))
+    for name, key, label in ((vae, "vae", "CogVideoX VAE"), (text_encoder, "text_encoders", "T5-XXL text encoder")):
+        if name:
+            out.append(Requirement(f"{label} '{name}'", label, paths.file_candidates((key,), name), CL.PUBLISHED_BASE,
+                                   _header_only_at(CL.PUBLISHED_BASE), quick=_header_only_at(CL.PUBLISHED_BASE)))
+    return out
+
+
+def _check_concatid_cog_dit(path: Path):
+    from .backbones.concatid_cogvideox.loading import resolve_dit
+
+    found = resolve_dit(path)                        # the loader's own layout check (SAT 'latest' or .safetensors)
+    if found.is_file():
+        from .safeload import inspect_weights
+
+        info = inspect_weights(found)
+        return info.format, info.dtype
+    return "SAT checkpoint folder", None
+
+
+def _check_cog_base(path: Path):
+    from .backbones.concatid_cogvideox.loading import PUBLISHED_BASE, check_base_folder
+    from .safeload import check_model_folder_files
+
+    check_base_folder(path)
+    for comp in ("text_encoder", "vae"):
+        check_model_folder_files(path / comp, PUBLISHED_BASE)
+    return "diffusers folder", _folder_dtype(path / "vae")
+
+
+def _header_only_at(published: str):
+    def check(path: Path):
+        from .safeload import inspect_weights
+
+        info = inspect_weights(path, published)
+        return info.format, info.dtype
+    return check
+
+
 def face_parsing() -> list[Requirement]:
     from .backbones.wan.refprep import PARSING_PUBLISHED, face_parsing_candidates
 
@@ -478,6 +531,12 @@ def requirements_of(nodes: list[tuple[str, dict]]) -> tuple[list[Requirement], l
                     for k in ("base_folder", "dit", "vae", "text_encoder")}
             reqs += wan_model(family, pick["base_folder"], pick["dit"], pick["vae"], pick["text_encoder"])
             families.append(family)
+        elif node_type == "IDVConcatIDCogVideoXLoader":
+            skip = {_module_attr(node_type, n, None) for n in ("NO_DIT", "NO_BASE", "FROM_BASE", "NONE")} | {None, ""}
+            pick = {k: (None if w.get(k) in skip else str(w.get(k)))
+                    for k in ("weights", "base_folder", "vae", "text_encoder")}
+            reqs += concatid_cogvideox_model(pick["weights"], pick["base_folder"], pick["vae"], pick["text_encoder"])
+            families.append(_module_attr(node_type, "FAMILY", None) or _cog_family())
         elif node_type == "IDVIdentityScore":
             reqs += scoring_models()
         elif node_type == "IDVMultiIdentityConcat":
@@ -487,41 +546,57 @@ def requirements_of(nodes: list[tuple[str, dict]]) -> tuple[list[Requirement], l
     return reqs, families
 
 
+def _cog_family() -> str:
+    from .backbones.concatid_cogvideox import FAMILY
+
+    return FAMILY
+
+
 def templates(folder: Path = TEMPLATES_DIR) -> dict[str, list[tuple[str, dict]]]:
     return {p.stem: loader_nodes(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))}
 
 
-def family_nodes(tpls: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple[str, dict]]]:
-    """Each model family's loader nodes: those of the first template using it; a family no template uses gets its
-    Wan loader alone, with the other templates' base files."""
-    out: dict[str, list[tuple[str, dict]]] = {}
-    wan_base = None
-    for nodes in tpls.values():
-        _, fams = requirements_of([n for n in nodes if n[0] != "IDVFaceModelsLoader"])
+#: The loader nodes whose widget values say which model family a template runs.
+MODEL_LOADERS = ("IDVConsisIDModelLoader", "IDVWanModelLoader", "IDVConcatIDCogVideoXLoader")
+#: families run through another family's template (filled by :func:`family_templates`).
+BORROWED: set = set()
+
+
+def family_templates(folder: Path = TEMPLATES_DIR) -> dict[str, Optional[Path]]:
+    """Each model family and the template that runs it: its plainest one (fewest nodes, so no scoring or seed-list
+    extras). A Wan family no template is made for borrows the plainest Wan template (:data:`BORROWED`)."""
+    out: dict[str, Optional[Path]] = {}
+    sizes: dict[str, int] = {}
+    for p in sorted(folder.glob("*.json")):
+        nodes = loader_nodes(json.loads(p.read_text(encoding="utf-8")))
+        _, fams = requirements_of([n for n in nodes if n[0] in MODEL_LOADERS])
         for fam in fams:
-            out.setdefault(fam, nodes)
-        wan_base = wan_base or next((dict(w) for t, w in nodes if t == "IDVWanModelLoader"), None)
+            if fam not in out or len(nodes) < sizes[fam]:
+                out[fam], sizes[fam] = p, len(nodes)
+    wan_families = set(_module_attr("IDVWanModelLoader", "FAMILY_LABELS", {}).values())
+    wan = [(sizes[f], p) for f, p in out.items() if f in wan_families]
+    wan_tpl = min(wan, key=lambda t: t[0])[1] if wan else None
+    for fam in sorted(wan_families):
+        if fam not in out:
+            out[fam] = wan_tpl
+            BORROWED.add(fam)
+    return out
+
+
+def family_nodes(tpls: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple[str, dict]]]:
+    """Each model family's loader nodes: those of its plainest template (:func:`family_templates`); a Wan family no
+    template is made for gets its Wan loader alone, with the other templates' base files."""
+    out: dict[str, list[tuple[str, dict]]] = {}
+    for fam, p in family_templates().items():
+        if p is not None and fam not in BORROWED and p.stem in tpls:
+            out[fam] = tpls[p.stem]
+    wan_base = next((dict(w) for nodes in tpls.values() for t, w in nodes if t == "IDVWanModelLoader"), None)
     if wan_base is not None:
         labels = _module_attr("IDVWanModelLoader", "FAMILY_LABELS", {})
         for label, fam in labels.items():
             if fam not in out:
                 out[fam] = [("IDVWanModelLoader", dict(wan_base, family=label,
                                                       dit=_module_attr("IDVWanModelLoader", "FROM_BASE", None)))]
-    return out
-
-
-def family_templates(folder: Path = TEMPLATES_DIR) -> dict[str, Optional[Path]]:
-    """Each model family and the template that runs it (None for a family no template uses)."""
-    out: dict[str, Optional[Path]] = {}
-    sizes: dict[str, int] = {}
-    for p in sorted(folder.glob("*.json")):
-        nodes = loader_nodes(json.loads(p.read_text(encoding="utf-8")))
-        _, fams = requirements_of([n for n in nodes if n[0] in ("IDVConsisIDModelLoader", "IDVWanModelLoader")])
-        for fam in fams:        # the plainest template of a family (fewest nodes: no scoring / seed-list extras)
-            if fam not in out or len(nodes) < sizes[fam]:
-                out[fam], sizes[fam] = p, len(nodes)
-    for fam in _module_attr("IDVWanModelLoader", "FAMILY_LABELS", {}).values():
-        out.setdefault(fam, None)
     return out
 
 

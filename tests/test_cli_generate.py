@@ -244,6 +244,14 @@ def test_wan_families_from_the_same_command(family, images, subjects, wan_tree, 
     paths.add_search_folder("consisid", consisid_folder.parent, "test")     # the face models' face_encoder/
     argv = ["generate", "--family", family, "--output", str(tmp_path / "out"), "--width", "64", "--height", "64",
             "--frames", "6"] + ["--image", str(TOM)] * images + ["--subject", str(TOM)] * subjects
+    if family == "concatid_wan":       # no template of its own: the Wan template, with its DiT named
+        args = build_parser().parse_args(argv)
+        from idvideo_core.cli_generate import build_plan as _bp
+        from idvideo_core.errors import InputError
+
+        with pytest.raises(InputError, match="DiT file must be named"):
+            _bp(args)
+        argv += ["--dit", "second_stage_adaln.pt", "--face-mode", "face crop + mask (Concat-ID)"]
     args = build_parser().parse_args(argv)
     plan = build_plan(args)
     try:

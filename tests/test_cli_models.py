@@ -14,8 +14,10 @@ from idvideo_core import paths, setup_check
 from idvideo_core.cli import main
 
 FE = Path("consisid") / "ConsisID-preview" / "face_encoder"
-TEMPLATES = {"single_identity_consisid": "consisid", "multi_identity_concatid": "concatid_wan",
-             "virtual_tryon": "phantom_wan", "best_of_seeds": "consisid"}
+TEMPLATES = {"single_identity_consisid": "consisid", "best_of_seeds": "consisid",
+             "multi_identity_concatid": "concatid_cogvideox", "single_identity_concatid": "concatid_cogvideox",
+             "virtual_tryon": "phantom_wan", "multi_subject_phantom": "phantom_wan",
+             "phantom14b_fast_tryon": "phantom_wan"}
 
 
 @pytest.fixture(scope="module")
@@ -99,22 +101,30 @@ def test_every_file_present_every_template_runs(env, capsys):
     assert "Template virtual_tryon (phantom_wan): READY" in out and "Folders searched, in order:" in out
 
 
-MISSING = [  # (path in the tree, what the report calls it, templates it breaks)
-    (FE / "models" / "antelopev2" / "scrfd_10g_bnkps.onnx", "scrfd_10g_bnkps.onnx", set(TEMPLATES)),
-    (FE / "models" / "antelopev2" / "glintr100.onnx", "glintr100.onnx", set(TEMPLATES)),
-    (FE / "detection_Resnet50_Final.pth", "detection_Resnet50_Final.pth", set(TEMPLATES)),
-    (FE / "parsing_bisenet.pth", "parsing_bisenet.pth", set(TEMPLATES)),
-    (FE / "EVA02_CLIP_L_336_psz14_s6B.pt", "EVA02_CLIP_L_336_psz14_s6B.pt", set(TEMPLATES)),
-    (Path("consisid") / "ConsisID-preview", "ConsisID model folder", {"single_identity_consisid", "best_of_seeds"}),
-    (Path("wan") / "Wan2.1-T2V-1.3B-Diffusers", "Wan2.1 base folder", {"multi_identity_concatid", "virtual_tryon"}),
-    (Path("concatid") / "second_stage_adaln.pt", "second_stage_adaln.pt", {"multi_identity_concatid"}),
-    (Path("diffusion_models") / "Phantom-Wan-1.3B.pth", "Phantom-Wan-1.3B.pth", {"virtual_tryon"}),
-    (Path("concatid") / "face-parsing", "face-parsing folder", {"multi_identity_concatid"}),
+MISSING = [  # (path in the tree, what the report calls it)
+    (FE / "models" / "antelopev2" / "scrfd_10g_bnkps.onnx", "scrfd_10g_bnkps.onnx"),
+    (FE / "models" / "antelopev2" / "glintr100.onnx", "glintr100.onnx"),
+    (FE / "detection_Resnet50_Final.pth", "detection_Resnet50_Final.pth"),
+    (FE / "parsing_bisenet.pth", "parsing_bisenet.pth"),
+    (FE / "EVA02_CLIP_L_336_psz14_s6B.pt", "EVA02_CLIP_L_336_psz14_s6B.pt"),
+    (Path("consisid") / "ConsisID-preview", "ConsisID model folder"),
+    (Path("wan") / "Wan2.1-T2V-1.3B-Diffusers", "Wan2.1 base folder"),
+    (Path("diffusion_models") / "Phantom-Wan-1.3B.pth", "Phantom-Wan-1.3B.pth"),
 ]
 
 
-@pytest.mark.parametrize("rel,what,breaks", MISSING, ids=[m[1] for m in MISSING])
-def test_each_missing_kind_is_named_with_where_to_put_it(env, capsys, rel, what, breaks):
+def _users(env, rel) -> set[str]:
+    """Templates whose report, on the full tree, found this file/folder (what removing it must break)."""
+    tpl, _ = setup_check.build()
+    return {r.name for r in tpl if any(f.path == str(env / rel) for f in r.files)}
+
+
+@pytest.mark.parametrize("rel,what", MISSING, ids=[m[1] for m in MISSING])
+def test_each_missing_kind_is_named_with_where_to_put_it(env, capsys, rel, what):
+    breaks = _users(env, rel)
+    assert breaks, f"no template uses {rel}"
+    if "face_encoder" in str(rel):
+        assert breaks == set(TEMPLATES)           # every template loads the face models
     with moved(env / rel):
         code, data = run_json(capsys)
     assert code == 1
@@ -200,7 +210,7 @@ def test_exit_code_follows_the_named_template_or_family(env, capsys):
         assert main(["models", "--template", "single_identity_consisid"]) == 0
         assert main(["models", "--model", "consisid"]) == 0
         assert main(["models", "--template", "virtual_tryon"]) == 1
-        assert main(["models", "--model", "phantom_wan"]) == 1
+        assert main(["models", "--model", "concatid_cogvideox"]) == 0
         assert main(["models"]) == 1
     assert main(["models", "--model", "nope"]) == 2
     assert "Unknown model family" in capsys.readouterr().err
