@@ -43,7 +43,7 @@ FLAG_NAMES = {"num_frames": "frames", "use_dynamic_cfg": "dynamic_cfg", "frame_r
 #: node inputs with no flag of their own, and why (the schema test checks every other widget input has one).
 NOT_FLAGS = {"save_output": "the command line always writes into --output"}
 #: inputs whose value is a model name or path (their combos list files on disk, so any name or path is accepted).
-FILE_INPUTS = ("model", "base_folder", "dit", "vae", "text_encoder")
+FILE_INPUTS = ("model", "base_folder", "dit", "vae", "text_encoder", "weights")
 #: flags that are not node inputs.
 OWN_FLAGS = ("image", "subject", "family", "smoke", "output", "save_latents", "summary", "check_only", "comfyui",
              "extra_model_paths_config", "lora")
@@ -180,8 +180,10 @@ def add_arguments(g: argparse.ArgumentParser, classes=None) -> None:
                                        "under models/consisid or models/wan).",
                               "dit": "DiT weights for Wan families: Concat-ID .pt, Phantom .pth, Wan .safetensors "
                                      "(a path or a name under models/concatid, models/diffusion_models).",
-                              "vae": "Wan VAE file (default: the base folder's vae/).",
-                              "text_encoder": "UMT5 file (default: the base folder's text_encoder/)."}.get(dest,
+                              "weights": "Concat-ID-CogVideoX weights: a SAT folder (single-identity, two-identities) "
+                                         "or a converted .safetensors (a path or a name under models/concatid).",
+                              "vae": "VAE file (default: the base folder's vae/).",
+                              "text_encoder": "Text encoder file (default: the base folder's text_encoder/)."}.get(dest,
                                                                                                         helptext)
         g.add_argument(flag_of(dest), **kwargs)
 

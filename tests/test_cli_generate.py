@@ -206,7 +206,7 @@ def test_every_node_option_has_a_flag(pack):
             elif spec.type == "BOOLEAN":
                 assert f"--no-{flag[2:]}" in act.option_strings, flag
             elif spec.type == "COMBO" and spec.name not in ("model", "base_folder", "dit", "vae", "text_encoder",
-                                                            "format"):
+                                                            "weights", "format"):
                 for choice in spec.choices:          # every label is accepted as written
                     assert act.type(choice) == choice, (flag, choice)
     assert missing == [], f"node options without a flag: {missing}"
