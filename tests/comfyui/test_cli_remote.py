@@ -6,6 +6,7 @@ previews (binary websocket frames) must arrive too. Skips without ``COMFYUI_PATH
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,7 +46,10 @@ def test_cli_runs_template_on_server(path, comfy_server):
 def test_wan_sampler_sends_latent_previews(comfy_server):
     from idvideo_core.remote import parse_overrides, run_workflow
 
-    path = next((p for p in WORKFLOWS if "concatid" in p.stem or "tryon" in p.stem), None)
+    # a template whose model is Wan (its loader node says so; the names no longer do: multi_identity_concatid is
+    # Concat-ID-CogVideoX)
+    path = next((p for p in WORKFLOWS if any(n.get("type") == "IDVWanModelLoader"
+                                             for n in json.loads(p.read_text()).get("nodes", []))), None)
     if path is None:
         pytest.skip("no Wan template in workflows/")
     lines: list[str] = []
