@@ -21,6 +21,7 @@ import torch
 from ... import bridge
 from ...errors import InputError
 from ...sampling import denoise
+from ..cogvideox import vae_factors
 from .loading import SAT_SCALE_FACTOR
 from .rope import MAX_REFERENCES, rotary_embedding
 from .schedule import SATDPMStepper, v_to_x0
@@ -39,9 +40,6 @@ class Settings:
     cfg: float = 6.0
     seed: int = 42
 
-
-def vae_factors(vae) -> tuple[int, int]:
-    return 2 ** (len(vae.config.block_out_channels) - 1), int(getattr(vae.config, "temporal_compression_ratio", 4))
 
 
 def check_settings(model, s: Settings, n_refs: int) -> Settings:
