@@ -9,7 +9,7 @@ import contextlib
 import logging
 from typing import Optional
 
-from . import bridge
+from . import bridge, labels
 from .backbones.base import LoadedModel
 from .errors import InputError
 from .preview import sampler_previewer
@@ -17,9 +17,10 @@ from .types import GlobalIdentity, LocalIdentity, TextEmbeds
 
 log = logging.getLogger("idvideo")
 
-SELECTION_LABELS = {"largest": "largest", "center": "center", "index": "index", "all (left to right)": "all",
-                    "all": "all"}
-NO_FACE_LABELS = {"error": "error", "use whole image": "whole_image", "whole_image": "whole_image"}
+SELECTION_LABELS = {**{v: v for v in labels.OPTIONS["selection"]},
+                    **{shown: v for v, shown in labels.OPTIONS["selection"].items()}}
+NO_FACE_LABELS = {**{v: v for v in labels.OPTIONS["on_no_face"]},
+                  **{shown: v for v, shown in labels.OPTIONS["on_no_face"].items()}}
 
 
 # ------------------------------------------------------------------------------------------------------- faces
@@ -132,7 +133,7 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
                             torch.empty((), dtype=model.dtype or torch.float32).element_size())
     model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap,
                                    working_bytes=work.activation_bytes if work else 0)
-    log.info("IDVideo memory plan:\n%s", model.memory.summary())
+    log.info("%s", model.memory.summary())  # the summary starts with "IDVideo memory plan:"
     return model
 
 

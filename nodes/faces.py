@@ -1,10 +1,12 @@
 """Face nodes: face models loader, face loader (detect, choose, align, parse), key-point renderer."""
 from __future__ import annotations
 
+from idvideo_core import labels
+
 from ._common import CATEGORY, FACE_MODELS, FACES, user_errors
 
 PROVIDERS = ("CPU", "CUDA", "ROCm", "CoreML")
-SELECTIONS = ("largest", "center", "index", "all (left to right)")
+SELECTIONS = tuple(labels.labels("selection"))
 
 
 class IDVFaceModelsLoader:
@@ -57,7 +59,7 @@ class IDVFaceLoader:
             "selection": (list(SELECTIONS), {"default": "largest", "tooltip": "Which face when there are several: "
                           "largest, closest to the centre, the index-th from the left, or all left to right."}),
             "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "With selection=index: 0 = leftmost."}),
-            "on_no_face": (["error", "use whole image"], {"default": "error", "tooltip": "No face found: stop "
+            "on_no_face": (labels.labels("on_no_face"), {"default": labels.label("on_no_face", "error"), "tooltip": "No face found: stop "
                            "with a clear message, or use the whole image (the reference's fallback) with a "
                            "warning."}),
         }}

@@ -67,7 +67,7 @@ class IDVTextEncode:
     FUNCTION = "encode"
     RETURN_TYPES = (TEXT,)
     RETURN_NAMES = ("text_embeds",)
-    OUTPUT_TOOLTIPS = ("Prompt and negative prompt embeddings for the IDVideo sampler.",)
+    OUTPUT_TOOLTIPS = ("Prompt and negative prompt embeddings for the 'IDVideo DiT Sampler'.",)
 
     @classmethod
     def INPUT_TYPES(cls):

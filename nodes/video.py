@@ -54,8 +54,8 @@ class IDVideoCombine:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "The video frames (a batch of images), e.g. from the IDVideo "
-                                                "decoder."}),
+                "images": ("IMAGE", {"tooltip": "The video frames (a batch of images), e.g. from the "
+                                                "'IDVideo DiT Sampler'."}),
                 "frame_rate": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 240.0, "step": 1.0, "round": 0.001,
                                          "tooltip": "Frames per second. CogVideoX/ConsisID are trained at 8, "
                                                     "Wan2.1/Concat-ID/Phantom at 16."}),
