@@ -87,7 +87,8 @@ def local_identity(face_models, faces) -> LocalIdentity:
 
     face = _non_empty(faces)[0]
     if len(faces) > 1:
-        log.info("IDVideo: %d faces given; ConsisID uses the first.", len(faces))
+        log.warning("IDVideo: %d faces given (one per image of the batch, or several in one photo); ConsisID's local "
+                    "identity uses the first.", len(faces))
     ident = _local(face_models, face)
     # Face models leave the GPU once the identity is encoded (they are small next to the DiT but not free).
     if getattr(face_models.device, "type", "cpu") != "cpu":
@@ -174,6 +175,9 @@ def global_identity(model: LoadedModel, faces, width: int, height: int, kps_imag
         raise InputError("The global identity extractor is for ConsisID models.",
                          "For Wan (Concat-ID / Phantom) use 'IDVideo Multi-Identity Concatenator'.")
     face = _non_empty(faces)[0]
+    if len(faces) > 1:
+        log.warning("IDVideo: %d faces given (one per image of the batch, or several in one photo); ConsisID's global "
+                    "identity uses the first.", len(faces))
     kps = None
     if kps_image is not None:
         kps = (np.clip(kps_image[0].cpu().numpy(), 0, 1) * 255).round().astype(np.uint8)

@@ -6,13 +6,79 @@
 //   frontend shows none: never a double preview.
 // * IDVideo Face Loader: the node returns its aligned crops as temp `ui.images` (like core PreviewImage), which the
 //   core frontend draws; this extension adds the number of faces found to the node title.
+// * Warnings on the node (issue 14): every warning the pack logs while a node runs arrives as an `idvideo.warnings`
+//   server message {node, warnings} (and in `ui.idv_warnings` of nodes that return a ui). The node shows them in a
+//   yellow box until it runs again; a cached node keeps the warnings of the run that made its output.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
 const EXT = "IDVideo.Preview";
 const VIDEO_WIDGET = "idv_video";
 
-window.__idvideo = { loaded: true, videos: 0, coreVideo: 0 };
+window.__idvideo = { loaded: true, videos: 0, coreVideo: 0, warnings: {} };
+
+const WARN_WIDGET = "idv_warnings";
+
+function findNode(id) {
+  const graph = app.graph;
+  if (!graph) return null;
+  const key = String(id);
+  return graph.getNodeById?.(Number(key)) ?? graph.getNodeById?.(key) ?? null;
+}
+
+function showWarnings(node, warnings) {
+  if (!node) return;
+  const list = (warnings ?? []).map(String);
+  window.__idvideo.warnings[String(node.id)] = list;
+  let widget = (node.widgets ?? []).find((w) => w.name === WARN_WIDGET);
+  if (!list.length) {
+    if (widget) {
+      widget.element.style.display = "none";
+      widget.element.replaceChildren();
+      widget.__lines = 0;
+      node.setSize?.([node.size[0], node.computeSize?.([node.size[0], 0])?.[1] ?? node.size[1]]);
+      node.setDirtyCanvas?.(true, true);
+    }
+    return;
+  }
+  if (!widget) {
+    const box = document.createElement("div");
+    Object.assign(box.style, {
+      background: "rgba(120, 90, 0, 0.35)", border: "1px solid #d6a400", borderRadius: "4px", color: "#ffd54a",
+      font: "11px sans-serif", padding: "3px 5px", overflowY: "auto", whiteSpace: "normal",
+    });
+    box.className = "idv-warnings";
+    widget = node.addDOMWidget(WARN_WIDGET, "idv-warnings", box, {
+      serialize: false, hideOnZoom: false, getValue: () => undefined, setValue: () => {},
+    });
+    widget.computeSize = (width) => [width, widget.element.style.display === "none" ? 0 : 16 + 15 * (widget.__lines ?? 1)];
+  }
+  const box = widget.element;
+  box.replaceChildren(...list.map((text) => {
+    const line = document.createElement("div");
+    line.textContent = `⚠ ${text}`;
+    return line;
+  }));
+  box.title = list.join("\n");
+  box.style.display = "";
+  widget.__lines = Math.min(6, list.reduce((n, t) => n + Math.ceil(t.length / 60), 0));
+  node.setSize?.([node.size[0], Math.max(node.size[1], node.computeSize?.([node.size[0], 0])?.[1] ?? 0)]);
+  node.setDirtyCanvas?.(true, true);
+}
+
+api.addEventListener("idvideo.warnings", (event) => {
+  const detail = event?.detail ?? {};
+  showWarnings(findNode(detail.node), detail.warnings);
+});
+
+api.addEventListener("executing", (event) => {
+  // a node that runs again starts without warnings (the new ones arrive while it runs)
+  const detail = event?.detail;
+  const id = typeof detail === "object" && detail !== null ? detail.node : detail;
+  if (id === null || id === undefined) return;
+  const node = findNode(id);
+  if (node && window.__idvideo.warnings[String(node.id)]?.length) showWarnings(node, []);
+});
 
 function viewUrl(entry) {
   const params = new URLSearchParams({
@@ -77,6 +143,14 @@ function showVideo(node, entry) {
 app.registerExtension({
   name: EXT,
   async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (String(nodeData?.category ?? "").startsWith("IDVideo")) {
+      const onExecutedWarn = nodeType.prototype.onExecuted;
+      nodeType.prototype.onExecuted = function (message) {
+        const result = onExecutedWarn?.apply(this, arguments);
+        if (Array.isArray(message?.idv_warnings)) showWarnings(this, message.idv_warnings);
+        return result;
+      };
+    }
     if (nodeData?.name === "IDVideoCombine") {
       const onExecuted = nodeType.prototype.onExecuted;
       nodeType.prototype.onExecuted = function (message) {
