@@ -71,43 +71,51 @@ class KernelCogVideoXProcessor:
         return out[:, n_text:], out[:, :n_text]
 
 
-def _attention_modules(transformer):
-    from diffusers.models.attention_processor import Attention
+def set_joint_attention(blocks, choice: str = SDPA, kernel: Callable | None = None) -> None:
+    """CogVideoX-style blocks (``blk.attn1`` = joint text+video attention calling SDPA directly): ``sdpa`` restores
+    diffusers' processor, anything else installs :class:`KernelCogVideoXProcessor` with the chosen kernel."""
+    check_choice(choice)
+    for blk in blocks:
+        attn = blk.attn1
+        if not hasattr(attn, "_idv_default_processor"):
+            attn._idv_default_processor = attn.processor
+        if choice == SDPA and kernel is None:
+            attn.set_processor(attn._idv_default_processor)
+        else:
+            attn.set_processor(KernelCogVideoXProcessor(kernel or sage_kernel()))
 
-    return [m for m in transformer.modules() if isinstance(m, Attention)]
 
-
-def _consisid_blocks_attention(transformer):
-    return [blk.attn1 for blk in transformer.transformer_blocks]
-
-
-def set_attention(transformer, family: str, choice: str = SDPA, kernel: Callable | None = None) -> None:
-    """Switch the DiT's attention kernel; ``sdpa`` restores diffusers' processors. ``kernel`` overrides (tests)."""
-    if choice not in ATTENTION_CHOICES:
-        raise InputError(f"Unknown attention option '{choice}'.", f"Choose one of: {', '.join(ATTENTION_CHOICES)}.")
-    if family == "consisid":
-        for attn in _consisid_blocks_attention(transformer):
-            if not hasattr(attn, "_idv_default_processor"):
-                attn._idv_default_processor = attn.processor
-            if choice == SDPA and kernel is None:
-                attn.set_processor(attn._idv_default_processor)
-            else:
-                attn.set_processor(KernelCogVideoXProcessor(kernel or sage_kernel()))
-        return
-    base = getattr(transformer, "base", transformer)          # WanDiT wraps diffusers' WanTransformer3DModel
+def set_dispatcher_attention(module, choice: str = SDPA, kernel: Callable | None = None) -> None:
+    """Models whose processors go through diffusers' attention dispatcher (Wan): switch its backend."""
+    check_choice(choice)
     if choice == SAGE:
         sage_kernel()                                           # clear error before diffusers' own check
-        base.set_attention_backend("sage")
+        module.set_attention_backend("sage")
         return
-    for m in base.modules():                                    # back to the globally active (native) backend
+    for m in module.modules():                                  # back to the globally active (native) backend
         proc = getattr(m, "processor", None)
         if proc is not None and hasattr(proc, "_attention_backend"):
             proc._attention_backend = None
 
 
+def check_choice(choice: str) -> None:
+    if choice not in ATTENTION_CHOICES:
+        raise InputError(f"Unknown attention option '{choice}'.", f"Choose one of: {', '.join(ATTENTION_CHOICES)}.")
+
+
+def set_attention(transformer, family: str, choice: str = SDPA, kernel: Callable | None = None) -> None:
+    """Switch the DiT's attention kernel the family's way; ``sdpa`` restores diffusers' processors.
+    ``kernel`` overrides (tests)."""
+    from .backbones import registry
+
+    check_choice(choice)
+    registry.get(family).set_attention(transformer, choice, kernel)
+
+
 def block_list(transformer, family: str):
-    return transformer.transformer_blocks if family == "consisid" else getattr(transformer, "base",
-                                                                                transformer).blocks
+    from .backbones import registry
+
+    return registry.get(family).blocks(transformer)
 
 
 def compile_blocks(transformer, family: str, enabled: bool = True, **compile_kwargs) -> int:

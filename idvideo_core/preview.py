@@ -117,12 +117,15 @@ def make_previewer(space: LatentRGB, frames: int | None = None,
 
 
 def sampler_previewer(family: str) -> Callable | None:
-    """The previewer for a model family when ComfyUI wants previews (``--preview-method`` not ``none``), else None."""
+    """The previewer for a model family (its spec's latent colour map) when ComfyUI wants previews
+    (``--preview-method`` not ``none``), else None."""
     from . import bridge
+    from .backbones import registry
 
-    if not bridge.previews_enabled():
+    space = registry.get(family).latent_rgb
+    if space is None or not bridge.previews_enabled():
         return None
-    return make_previewer(COGVIDEOX if family == "consisid" else WAN21, max_size=bridge.preview_max_size())
+    return make_previewer(space, max_size=bridge.preview_max_size())
 
 
 def save_temp_previews(images, prefix: str = "idvideo_faces", max_images: int = 16,

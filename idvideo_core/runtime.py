@@ -5,14 +5,16 @@ layouts (IMAGE = float [B, H, W, 3] in 0..1).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Optional
 
 from . import bridge, labels
+from .backbones import registry
 from .backbones.base import LoadedModel
+from .backbones.registry import GenerateRequest
 from .errors import InputError
 from .preview import sampler_previewer
+from .sampling.stages import decode_progress, using as _using  # noqa: F401  (decode_progress re-exported)
 from .types import GlobalIdentity, LocalIdentity, TextEmbeds
 
 log = logging.getLogger("idvideo")
@@ -120,8 +122,8 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
         model.options["weight_storage"] = weight_storage
         log.info("IDVideo: %s", report.summary())
 
-    parts = {"transformer": (model.transformer, "transformer_blocks" if model.family == "consisid" else "base.blocks"),
-             "vae": (model.vae, None)}
+    spec = registry.spec_of(model)
+    parts = {"transformer": (model.transformer, spec.block_path), "vae": (model.vae, None)}
     if model.text_encoder is not None:
         parts["text_encoder"] = (model.text_encoder, None)
     bridge.free_memory_for(sum(p.numel() * p.element_size() for m, _ in parts.values() for p in m.parameters()),
@@ -138,24 +140,10 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
     return model
 
 
-@contextlib.contextmanager
-def _using(model: LoadedModel, part: str):
-    if model.memory is None:
-        module = getattr(model, part)
-        module.to(model.device)
-        yield module
-    else:
-        with model.memory.use(part) as module:
-            yield module
-
-
 def encode_prompt(model: LoadedModel, prompt: str, negative_prompt: str = "") -> TextEmbeds:
     if model.text_encoder is None:
         raise InputError("This model was loaded without its text encoder.", "Reload it with the text encoder.")
-    if model.family == "consisid":
-        from .text import encode_cogvideox_prompt as encode
-    else:
-        from .backbones.wan.text import encode_wan_prompt as encode
+    encode = registry.spec_of(model).encode_prompt
     with _using(model, "text_encoder") as te:
         dev = next(te.parameters()).device
         emb = encode(te, model.tokenizer, prompt, negative_prompt, device=dev, dtype=model.dtype)
@@ -168,12 +156,14 @@ def encode_prompt(model: LoadedModel, prompt: str, negative_prompt: str = "") ->
 def global_identity(model: LoadedModel, faces, width: int, height: int, kps_image=None) -> GlobalIdentity:
     import numpy as np
 
-    from .backbones.consisid.generate import encode_global_identity
     from .faces.identity import face_image_for_vae
 
-    if model.family != "consisid":
-        raise InputError("The global identity extractor is for ConsisID models.",
-                         "For Wan (Concat-ID / Phantom) use 'IDVideo Multi-Identity Concatenator'.")
+    spec = registry.spec_of(model)
+    encode_global_identity = spec.encode_global_identity
+    if encode_global_identity is None:
+        raise InputError(f"The global identity extractor is for ConsisID models; this is a {spec.label} model.",
+                         "For models that take references (Concat-ID, Phantom) use "
+                         "'IDVideo Multi-Identity Concatenator'.")
     face = _non_empty(faces)[0]
     if len(faces) > 1:
         log.warning("IDVideo: %d faces given (one per image of the batch, or several in one photo); ConsisID's global "
@@ -198,38 +188,16 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     (:mod:`idvideo_core.sampling.cache`), ``attention`` picks the kernel and ``compile_blocks`` compiles each
     transformer block (:mod:`idvideo_core.attention`).
     """
+    spec = registry.spec_of(model)
     _speed_options(model, attention, compile_blocks)
     check_working_memory(model, width, height, num_frames, references)
-    if model.family == "consisid":
-        from .backbones.consisid.generate import ConsisIDSettings, decode_consisid, sample_consisid
-
-        if global_identity is None:
-            raise InputError("ConsisID needs the face: the global_identity input is not connected.",
-                             "Connect 'IDVideo Global Identity Extractor' to the sampler.")
-        if references:
-            log.warning("IDVideo: references are ignored by ConsisID (they are for Concat-ID / Phantom models).")
-        settings = ConsisIDSettings(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
-                                    seed=seed, use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale)
-        ident = _identity_on(global_identity, model)
-        preview = sampler_previewer(model.family) if progress else None
-        with _using(model, "transformer"):
-            from .sampling.cache import CONSISID, make_cache
-
-            latents = sample_consisid(model, text, ident, local_identity, settings, progress=progress,
-                                      node_id=node_id, preview=preview,
-                                      cache=make_cache(CONSISID, steps, cache_threshold))
-        with _using(model, "vae"), decode_progress(model.vae, latents, frame_dim=1, node_id=node_id,
-                                                    enabled=progress):
-            frames = decode_consisid(model, latents, tiling=vae_tiling)
-        bridge.soft_empty_cache()
-        return (frames, latents) if return_latents else frames
-    from .backbones.wan.runtime import generate as wan_generate
-
-    return wan_generate(model, text, width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg,
-                        seed=seed, references=references, vae_tiling=vae_tiling, node_id=node_id,
-                        progress=progress, using=_using, return_latents=return_latents,
-                        preview=sampler_previewer(model.family) if progress else None,
-                        cache_threshold=cache_threshold)
+    req = GenerateRequest(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg, seed=seed,
+                          use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale, vae_tiling=vae_tiling,
+                          global_identity=global_identity, local_identity=local_identity, references=references,
+                          node_id=node_id, progress=progress, return_latents=return_latents,
+                          cache_threshold=cache_threshold,
+                          preview=sampler_previewer(model.family) if progress else None)
+    return spec.generate(model, text, req)
 
 
 def _count_references(references) -> Optional[int]:
@@ -278,7 +246,7 @@ def check_working_memory(model: LoadedModel, width: int, height: int, num_frames
 def _speed_options(model: LoadedModel, attention: str, compile_blocks: bool) -> None:
     from . import attention as attn
 
-    family = "consisid" if model.family == "consisid" else "wan"
+    family = model.family
     attn.set_attention(model.transformer, family, attention or attn.SDPA)
     mode = str(getattr(getattr(getattr(model.memory, "plan", None), "mode", None), "value", ""))
     if compile_blocks and ("swap" in mode or "sequential" in mode):
@@ -290,54 +258,6 @@ def _speed_options(model: LoadedModel, attention: str, compile_blocks: bool) -> 
     attn.compile_blocks(model.transformer, family, compile_blocks)
 
 
-@contextlib.contextmanager
-def decode_progress(vae, latents, *, frame_dim: int, node_id=None, enabled: bool = True):
-    """A progress bar over the VAE decode, counted in latent frames.
-
-    Why a hook: the diffusers video VAEs decode in chunks (CogVideoX: 2 latent frames, Wan: 1, times the tiles when
-    tiling) inside one ``decode`` call. A forward hook on ``vae.decoder`` sees every chunk; each adds its share of the
-    video (frames × tile area / full area), so the bar moves evenly with or without tiling, and every tick is a
-    cancel checkpoint as on the sampler.
-    """
-    decoder = getattr(vae, "decoder", None)
-    if not enabled or decoder is None or latents.ndim != 5:
-        yield
-        return
-    total = int(latents.shape[frame_dim])
-    full_area = float(latents.shape[-1] * latents.shape[-2])
-    bar = bridge.Progress(total, "decoding", node_id)
-    done = [0.0]
-
-    def tick(_module, args, _output):
-        z = args[0] if args else None
-        if z is None or getattr(z, "ndim", 0) != 5:
-            return
-        done[0] += z.shape[2] * (z.shape[-1] * z.shape[-2]) / full_area
-        step = min(int(done[0]), total) - bar.value
-        if step > 0:
-            bar.update(step)
-
-    handle = decoder.register_forward_hook(tick)
-    try:
-        yield
-    finally:
-        handle.remove()
-        bar.close()
-    if bar.value < bar.total:
-        bar.update(bar.total - bar.value)
-
-
-def _identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:
-    """The posterior on the compute device (it may have been parked on the CPU between nodes)."""
-    import dataclasses
-
-    dev = model.device
-    return dataclasses.replace(
-        ident, mean=ident.mean.to(dev), std=ident.std.to(dev),
-        kps_mean=None if ident.kps_mean is None else ident.kps_mean.to(dev),
-        kps_std=None if ident.kps_std is None else ident.kps_std.to(dev))
-
-
 # --------------------------------------------------------------------------------------------- Wan family
 def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=None, precision: str = "auto",
              memory_mode: str = "auto", blocks_to_swap: Optional[int] = None,
@@ -347,8 +267,7 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     from .backbones.wan.model import load_wan_model
 
     base = paths.resolve_model_folder("wan", base_folder, published=paths.PUBLISHED["wan"]) if base_folder else None
-    pub = paths.PUBLISHED["phantom" if family == "phantom_wan" else "concatid_wan" if family == "concatid_wan"
-                          else "wan"]
+    pub = paths.PUBLISHED[registry.get(family).published]
     dit_p = paths.resolve_file(("concatid", "diffusion_models"), dit, "the DiT weights", pub) if dit else None
     vae_p = paths.resolve_file(("vae",), vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
     te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the UMT5 text encoder", paths.PUBLISHED["wan"])

@@ -37,45 +37,18 @@ class Workload:
 
 def workload(family: str, transformer, dtype_bytes: int, width: int, height: int, num_frames: int,
              references: int | None = None) -> Workload | None:
-    """The batched forward of one denoising step for a ``width`` × ``height`` × ``num_frames`` clip.
+    """The batched forward of one denoising step for a ``width`` × ``height`` × ``num_frames`` clip, as the family's
+    spec counts it (CFG branches, text tokens in joint attention, reference frames). ``dtype_bytes``: the compute
+    dtype's size (fp8-stored weights compute in it). None when the model does not say enough."""
+    from ..backbones import registry
 
-    ConsisID: 2 CFG branches, video tokens + 226 text tokens (joint attention). Wan: reference frames join the video
-    frames (Concat-ID: 1 by default, 2 branches; Phantom: up to 4, 3 branches). ``dtype_bytes``: the compute
-    dtype's size (fp8-stored weights compute in it). None when the model does not say enough.
-    """
-    if family == "consisid":
-        cfg = getattr(transformer, "config", None)
-        try:
-            dim = cfg.num_attention_heads * cfg.attention_head_dim
-            ffn = transformer.transformer_blocks[0].ff.net[0].proj.out_features
-            p, t = cfg.patch_size, cfg.temporal_compression_ratio
-            frames = (num_frames - 1) // t + 1
-            tokens = frames * (height // 8 // p) * (width // 8 // p) + cfg.max_text_seq_length
-        except (AttributeError, IndexError, TypeError):
-            return None
-        return Workload(2, tokens, dim, ffn, dtype_bytes)
-    base = getattr(transformer, "base", transformer)
-    cfg = getattr(base, "config", None)
-    try:
-        dim = cfg.num_attention_heads * cfg.attention_head_dim
-        ffn = cfg.ffn_dim
-        pt, ph, pw = cfg.patch_size
-    except (AttributeError, TypeError, ValueError):
-        return None
-    phantom = "phantom" in family
-    refs = (4 if phantom else 1) if references is None else int(references)
-    tokens = ((num_frames - 1) // 4 + 1 + refs) // pt * (height // 8 // ph) * (width // 8 // pw)
-    return Workload(3 if phantom else 2, tokens, dim, ffn, dtype_bytes)
+    return registry.get(family).workload(transformer, dtype_bytes, width, height, num_frames, references)
 
 
 def default_workload(family: str, transformer, dtype_bytes: int) -> Workload | None:
-    """The forward of the model's default clip (what the loader plans for): ConsisID its trained size (from the
-    config; 49 × 480 × 720 for the published model), the Wan models 81 × 480 × 832 with their default references."""
-    if family == "consisid":
-        cfg = getattr(transformer, "config", None)
-        try:
-            w, h, f = cfg.sample_width * 8, cfg.sample_height * 8, cfg.sample_frames
-        except (AttributeError, TypeError):
-            return None
-        return workload(family, transformer, dtype_bytes, w, h, f)
-    return workload(family, transformer, dtype_bytes, 832, 480, 81)
+    """The forward of the clip the loader plans for: the family's planning clip (its trained size)."""
+    from ..backbones import registry
+
+    spec = registry.get(family)
+    w, h, f = spec.planning_clip(transformer)
+    return workload(family, transformer, dtype_bytes, w, h, f)

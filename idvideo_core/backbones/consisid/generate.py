@@ -185,3 +185,39 @@ def decode_consisid(model: LoadedModel, latents, tiling: bool = False):
         video = vae.decode((1 / scale) * latents.permute(0, 2, 1, 3, 4)).sample
     frames = VideoProcessor(vae_scale_factor=spatial).postprocess_video(video=video, output_type="pt")
     return frames[0].permute(0, 2, 3, 1).float().cpu()
+
+
+def generate(model: LoadedModel, text: TextEmbeds, req):
+    """The spec's ``generate``: check the identity inputs, sample, decode (frames [N, H, W, 3] on the CPU)."""
+    from ...sampling.cache import CONSISID, make_cache
+    from ...sampling.stages import decode_progress, using
+
+    if req.global_identity is None:
+        raise InputError("ConsisID needs the face: the global_identity input is not connected.",
+                         "Connect 'IDVideo Global Identity Extractor' to the sampler.")
+    if req.references:
+        log.warning("IDVideo: references are ignored by ConsisID (they are for Concat-ID / Phantom models).")
+    settings = ConsisIDSettings(width=req.width, height=req.height, num_frames=req.num_frames, steps=req.steps,
+                                cfg=req.cfg, seed=req.seed, use_dynamic_cfg=req.use_dynamic_cfg,
+                                face_scale=req.face_scale)
+    ident = identity_on(req.global_identity, model)
+    with using(model, "transformer"):
+        latents = sample_consisid(model, text, ident, req.local_identity, settings, progress=req.progress,
+                                  node_id=req.node_id, preview=req.preview,
+                                  cache=make_cache(CONSISID, req.steps, req.cache_threshold))
+    with using(model, "vae"), decode_progress(model.vae, latents, frame_dim=1, node_id=req.node_id,
+                                              enabled=req.progress):
+        frames = decode_consisid(model, latents, tiling=req.vae_tiling)
+    bridge.soft_empty_cache()
+    return (frames, latents) if req.return_latents else frames
+
+
+def identity_on(ident: GlobalIdentity, model: LoadedModel) -> GlobalIdentity:
+    """The posterior on the compute device (it may have been parked on the CPU between nodes)."""
+    import dataclasses
+
+    dev = model.device
+    return dataclasses.replace(
+        ident, mean=ident.mean.to(dev), std=ident.std.to(dev),
+        kps_mean=None if ident.kps_mean is None else ident.kps_mean.to(dev),
+        kps_std=None if ident.kps_std is None else ident.kps_std.to(dev))

@@ -10,7 +10,9 @@ Loop contract (kept small on purpose)::
         latents = state.scheduler.step(out, t, latents)
     frames = adapter.decode(state, latents)                       # (F, H, W, 3) float 0..1
 
-Per method (reference notes §1.6, §6 and the verified-behaviour sections):
+The method (a :class:`~.method.WanMethod` from its family package; "concatid" / "phantom" by name) supplies the
+reference fit, limits, noise, sampler, branches and CFG combination. Today's two (reference notes §1.6, §6 and the
+verified-behaviour sections):
 * ``concatid`` — branches [prompt+refs, negative+refs]; ``uncond + cfg·(cond − uncond)``, cfg 5.0 (always two
   passes, as the official loop); flow-match Euler shift 5; noise drawn for the video frames only; the timestep is
   cast to the compute dtype as DiffSynth does; default negative prompt ``"..."``.
@@ -29,14 +31,12 @@ import torch
 
 from ...errors import InputError
 from ...types import Reference, TextEmbeds
-from .references import decode_latents, encode_references, letterbox_black, pad_white
-from .rope import CONCATID, PHANTOM
-from .schedulers import FlowMatchEuler, PhantomUniPC
-from .text import CONCATID_DEFAULT_NEGATIVE, WAN_DEFAULT_NEGATIVE, encode_texts
+from .method import WanMethod, get_method
+from .references import decode_latents, encode_references
+from .rope import CONCATID, PHANTOM  # noqa: F401  (method names, re-exported)
+from .text import encode_texts
 
 log = logging.getLogger("idvideo")
-
-LIMITS = {CONCATID: 1, PHANTOM: 4}      # Concat-ID-Wan: trained with 1 (warn above); Phantom: at most 4 (enforced)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class WanBranch:
 
 @dataclass
 class WanState:
-    method: str
+    method: WanMethod
     branches: list[WanBranch]
     latents: torch.Tensor                 # (1, 16, f, h, w) initial noise (float32)
     scheduler: Any                        # FlowMatchEuler | PhantomUniPC: .timesteps, .step(out, t, latents)
@@ -66,13 +66,11 @@ class WanState:
 
 
 class WanAdapter:
-    def __init__(self, model, method: str = CONCATID, steps: int = 50, shift: float = 5.0, cfg_scale: float = 5.0,
-                 image_cfg_scale: float = 5.0, text_cfg_scale: float = 7.5, batch_branches: bool = True,
-                 cache=None):
-        if method not in LIMITS:
-            raise InputError(f"Unknown Wan method '{method}'.", f"Choose one of: {', '.join(LIMITS)}.")
+    def __init__(self, model, method: Union[str, WanMethod] = CONCATID, steps: int = 50, shift: float = 5.0,
+                 cfg_scale: float = 5.0, image_cfg_scale: float = 5.0, text_cfg_scale: float = 7.5,
+                 batch_branches: bool = True, cache=None):
         self.model = model
-        self.method = method
+        self.method = get_method(method)
         self.steps, self.shift = int(steps), float(shift)
         self.cfg_scale, self.image_cfg_scale, self.text_cfg_scale = cfg_scale, image_cfg_scale, text_cfg_scale
         self.batch_branches = batch_branches
@@ -106,7 +104,7 @@ class WanAdapter:
             raise InputError("This Wan model was loaded without a text encoder.",
                              "Load UMT5 with the model, or pass encoded text embeddings.")
         if negative is None:
-            negative = CONCATID_DEFAULT_NEGATIVE if self.method == CONCATID else WAN_DEFAULT_NEGATIVE
+            negative = self.method.default_negative
         emb = encode_texts(self.model.text_encoder, self.model.tokenizer, [text, negative], self.device, self.dtype)
         return emb[:1], emb[1:]
 
@@ -119,20 +117,22 @@ class WanAdapter:
         for r in references:
             img = r.image if isinstance(r, Reference) else r
             if tuple(img.shape[-3:-1]) != (height, width):
-                img = letterbox_black(img, width, height) if self.method == CONCATID else pad_white(img, width, height)
+                img = self.method.fit_reference(img, width, height)
             images.append(img)
         return encode_references(self.model.vae, images)
 
     def _check_count(self, k: int) -> None:
-        limit = LIMITS[self.method]
-        if self.method == PHANTOM and k > limit:
-            raise InputError(f"Phantom-Wan takes at most {limit} references; {k} were given.",
-                             f"Remove {k - limit} reference(s) from the concatenator.")
-        if self.method == CONCATID and k > limit:
-            log.warning("IDVideo: Concat-ID-Wan was trained with one reference; %d given. Each gets its own time "
-                        "slot (untrained), expect weaker identity.", k)
+        m = self.method
+        if m.max_references is not None and k > m.max_references:
+            raise InputError(f"{m.label} takes at most {m.max_references} references; {k} were given.",
+                             f"Remove {k - m.max_references} reference(s) from the concatenator.")
+        if m.trained_references is not None and k > m.trained_references:
+            log.warning("IDVideo: %s was trained with %s; %d given. Each extra one gets its own time slot, which "
+                        "the model never saw in training: expect a weaker identity for the extra references.",
+                        m.label, "one reference" if m.trained_references == 1 else
+                        f"at most {m.trained_references} references", k)
         if k == 0:
-            log.warning("IDVideo: no reference given; %s runs as plain text-to-video.", self.method)
+            log.warning("IDVideo: no reference given; %s runs as plain text-to-video.", m.label)
 
     # ------------------------------------------------------------------ contract
     def prepare(self, text, references, width: int = 832, height: int = 480, frames: int = 81,
@@ -148,17 +148,11 @@ class WanAdapter:
         self._check_count(k)
         f, h, w = (frames - 1) // 4 + 1, height // 8, width // 8
         gen_dev = generator.device if generator is not None else torch.device("cpu")
-        if self.method == CONCATID:
-            noise = torch.randn((1, 16, f, h, w), generator=generator, device=gen_dev, dtype=torch.float32)
-            scheduler = FlowMatchEuler(self.steps, self.shift)
-            branches = [WanBranch("cond", pos, refs), WanBranch("uncond", neg, refs)]
-        else:
-            noise = torch.randn((1, 16, f + k, h, w), generator=generator, device=gen_dev,
-                                dtype=torch.float32)[:, :, :f]
-            scheduler = PhantomUniPC(self.steps, self.shift)
-            zero = None if refs is None else torch.zeros_like(refs)
-            branches = [WanBranch("text_image", pos, refs), WanBranch("image", neg, refs),
-                        WanBranch("negative", neg, zero)]
+        m = self.method
+        drawn = f + k if m.noise_covers_references else f
+        noise = torch.randn((1, 16, drawn, h, w), generator=generator, device=gen_dev, dtype=torch.float32)[:, :, :f]
+        scheduler = m.make_scheduler(self.steps, self.shift)
+        branches = [WanBranch(name, ctx, r) for name, ctx, r in m.branches(pos, neg, refs)]
         self.scheduler = scheduler
         return WanState(self.method, branches, noise.to(self.device), scheduler, width, height, frames,
                         cfg_scale=self.cfg_scale, image_cfg_scale=self.image_cfg_scale,
@@ -169,7 +163,7 @@ class WanAdapter:
 
     def _timestep(self, state: WanState, t, batch: int) -> torch.Tensor:
         t = torch.as_tensor(t, device=self.device).flatten()[:1]
-        if state.method == CONCATID:
+        if state.method.timestep_in_compute_dtype:
             t = t.to(self.dtype)           # DiffSynth casts the timestep to the compute dtype
         return t.float().expand(batch)
 
@@ -192,7 +186,7 @@ class WanAdapter:
         n = len(branches)
         x = latents.to(self.device, self.dtype).expand(n, -1, -1, -1, -1)
         ctx, refs = self._conditioning(state, branches)
-        mode = state.method if refs is not None else "stock"
+        mode = state.method.name if refs is not None else "stock"
         if self.cache is None:
             return dit(x, self._timestep(state, t, n), ctx, refs, mode).float()
         return dit(x, self._timestep(state, t, n), ctx, refs, mode, cache=self.cache, cache_slot=slot).float()
@@ -203,11 +197,7 @@ class WanAdapter:
             outs = list(self._forward(state, latents, t, state.branches).split(1))
         else:
             outs = [self._forward(state, latents, t, [b], slot=k) for k, b in enumerate(state.branches)]
-        if state.method == CONCATID:
-            cond, uncond = outs
-            return uncond + state.cfg_scale * (cond - uncond)
-        pos_it, pos_i, neg = outs
-        return neg + state.image_cfg_scale * (pos_i - neg) + state.text_cfg_scale * (pos_it - pos_i)
+        return state.method.combine(outs, state)
 
     def decode(self, state: WanState, latents: torch.Tensor) -> torch.Tensor:
         return decode_latents(self.model.vae, latents)

@@ -1,4 +1,8 @@
-"""Wan-family generation (Concat-ID-Wan, Phantom-Wan, plain Wan) through the shared denoising loop."""
+"""Wan-family generation (Concat-ID-Wan, Phantom-Wan, plain Wan) through the shared denoising loop.
+
+The method (how references enter, the sampler, the CFG shape) comes from the family's package as a
+:class:`~.method.WanMethod`; this module is the same for all of them.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,13 +10,14 @@ import logging
 import torch
 
 from ... import bridge
+from ...errors import InputError
 from ...sampling import denoise
+from ...sampling.stages import decode_progress, sampling_progress, using
 from ...sampling.steppers import Stepper
-from .adapter import CONCATID, PHANTOM, WanAdapter
+from .adapter import WanAdapter
+from .method import WanMethod, get_method
 
 log = logging.getLogger("idvideo")
-
-PHANTOM_IMAGE_CFG = 5.0
 
 
 class _LoopAdapter:
@@ -25,13 +30,8 @@ class _LoopAdapter:
         return self.adapter.predict(self.state, latents, t)
 
 
-def method_of(model) -> str:
-    return PHANTOM if model.family == "phantom_wan" else CONCATID
-
-
-def prepare(model, text, *, width, height, num_frames, steps, cfg, seed, references=None, image_cfg=None):
-    from ...errors import InputError
-
+def prepare(model, text, method, *, width, height, num_frames, steps, cfg, seed, references=None, image_cfg=None):
+    method = get_method(method)
     if text.family != "wan":
         raise InputError("These text embeddings were made for a CogVideoX/ConsisID model.",
                          "Encode the prompt with 'IDVideo Text Encode' connected to this Wan model.")
@@ -43,44 +43,47 @@ def prepare(model, text, *, width, height, num_frames, steps, cfg, seed, referen
         snapped = (num_frames - 1) // 4 * 4 + 1   # the Wan VAE packs 4 frames per latent frame, after the first
         log.warning("IDVideo: %d frames is not 4k+1; using %d frames.", num_frames, snapped)
         num_frames = snapped
-    method = method_of(model)
+    image_cfg = method.image_cfg if image_cfg is None else image_cfg
     adapter = WanAdapter(model, method, steps=steps, cfg_scale=cfg,
-                         image_cfg_scale=PHANTOM_IMAGE_CFG if image_cfg is None else image_cfg, text_cfg_scale=cfg)
+                         image_cfg_scale=5.0 if image_cfg is None else image_cfg, text_cfg_scale=cfg)
     generator = torch.Generator("cpu").manual_seed(int(seed))
     state = adapter.prepare(text, references or None, width, height, num_frames, generator)
     return adapter, state
 
 
-def generate(model, text, *, width, height, num_frames, steps, cfg, seed, references=None, vae_tiling=True,
-             node_id=None, progress=True, using=None, return_latents=False, preview=None, cache_threshold=0.0):
+def generate(model, text, req, method):
+    """The Wan specs' ``generate`` (``method``: the family's :class:`WanMethod`)."""
     from ...memory import vae_memory
+    from ...sampling.cache import make_cache
+    from .. import registry
 
-    if steps < 1:
-        from ...errors import InputError
-
-        raise InputError(f"steps must be at least 1 (got {steps}).", "Use 50 steps (the reference default).")
+    if req.steps < 1:
+        raise InputError(f"steps must be at least 1 (got {req.steps}).", "Use 50 steps (the reference default).")
     with using(model, "vae"):
-        adapter, state = prepare(model, text, width=width, height=height, num_frames=num_frames, steps=steps,
-                                 cfg=cfg, seed=seed, references=references)
-    from ...sampling.cache import make_cache, wan_rule
-
-    blocks = getattr(model.transformer, "base", model.transformer).blocks
-    adapter.cache = make_cache(wan_rule(len(blocks)), len(state.scheduler.timesteps), cache_threshold)
-    bar = bridge.Progress(len(state.scheduler.timesteps), "sampling", node_id) if progress else None
-    try:
-        with using(model, "transformer"):
-            latents = denoise(_LoopAdapter(adapter, state), Stepper(state.scheduler), state.latents,
-                              progress=bar, preview=preview, latent_dtype=torch.float32,
-                              modules=(model.transformer,))
-        if adapter.cache is not None:
-            log.info("IDVideo: %s", adapter.cache.summary())
-    finally:
-        if bar is not None:
-            bar.close()
-    from ...runtime import decode_progress
-
-    with using(model, "vae") as vae, vae_memory(vae, vae_tiling), \
-            decode_progress(vae, latents, frame_dim=2, node_id=node_id, enabled=progress):
+        adapter, state = prepare(model, text, method, width=req.width, height=req.height,
+                                 num_frames=req.num_frames, steps=req.steps, cfg=req.cfg, seed=req.seed,
+                                 references=req.references)
+    spec = registry.spec_of(model)
+    rule = spec.cache_rule(len(spec.blocks(model.transformer)))
+    adapter.cache = make_cache(rule, len(state.scheduler.timesteps), req.cache_threshold)
+    with sampling_progress(len(state.scheduler.timesteps), req.node_id, req.progress) as bar, \
+            using(model, "transformer"):
+        latents = denoise(_LoopAdapter(adapter, state), Stepper(state.scheduler), state.latents,
+                          progress=bar, preview=req.preview, latent_dtype=torch.float32,
+                          modules=(model.transformer,))
+    if adapter.cache is not None:
+        log.info("IDVideo: %s", adapter.cache.summary())
+    with using(model, "vae") as vae, vae_memory(vae, req.vae_tiling), \
+            decode_progress(vae, latents, frame_dim=2, node_id=req.node_id, enabled=req.progress):
         frames = adapter.decode(state, latents)
     bridge.soft_empty_cache()
-    return (frames, latents) if return_latents else frames
+    return (frames, latents) if req.return_latents else frames
+
+
+def method_generate(method: WanMethod | str):
+    """A spec ``generate`` bound to one method."""
+
+    def _generate(model, text, req):
+        return generate(model, text, req, method)
+
+    return _generate
