@@ -26,7 +26,7 @@ NO_FACE_LABELS = {**{v: v for v in labels.OPTIONS["on_no_face"]},
 
 
 # ------------------------------------------------------------------------------------------------------- faces
-def load_face_models(provider: str = "CPU", eva_precision: str = "fp32", consisid_folder=None):
+def load_face_models(provider: str = "auto", eva_precision: str = "fp32", consisid_folder=None):
     from .dtypes import resolve_dtype
     from .faces.models import load_face_models as _load
 
@@ -267,6 +267,8 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     from .backbones.wan.model import load_wan_model
 
     base = paths.resolve_model_folder("wan", base_folder, published=paths.PUBLISHED["wan"]) if base_folder else None
+    if base is None:
+        _require_without_base(dit, vae, text_encoder)
     pub = paths.PUBLISHED[registry.get(family).published]
     dit_p = paths.resolve_file(("concatid", "diffusion_models"), dit, "the DiT weights", pub) if dit else None
     vae_p = paths.resolve_file(("vae",), vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
@@ -274,6 +276,21 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
             if text_encoder else None)
     model = load_wan_model(family, base=base, dit=dit_p, vae=vae_p, text_encoder=te_p, precision=precision)
     return attach_memory(model, memory_mode, blocks_to_swap, weight_storage)
+
+
+def _require_without_base(dit, vae, text_encoder) -> None:
+    """Without a base folder every part must be a chosen file: say which is missing and where IDVideo looked."""
+    from . import paths
+    from .errors import MissingModelError
+
+    for given, keys, what in ((dit, ("concatid", "diffusion_models"), "the Wan DiT"), (vae, ("vae",), "the Wan VAE"),
+                              (text_encoder, ("text_encoders",), "the UMT5 text encoder")):
+        if not given:
+            searched = [p for k in ("wan",) + keys for p in paths.search_dirs(k)]
+            raise MissingModelError(
+                f"{what} (no base folder is chosen and no file is picked for it)", searched, paths.PUBLISHED["wan"],
+                "Put Wan2.1-T2V-1.3B-Diffusers in models/wan and choose it as base_folder, or put the single file "
+                "in the folder named above and pick it on the loader.")
 
 
 def concat_references(width: int, height: int, face_mode: int, subject_white: bool, faces=None, subjects=(),

@@ -5,7 +5,7 @@ from idvideo_core import labels
 
 from ._common import CATEGORY, FACE_MODELS, FACES, user_errors
 
-PROVIDERS = ("CPU", "CUDA", "ROCm", "CoreML")
+PROVIDERS = tuple(labels.labels("provider"))
 SELECTIONS = tuple(labels.labels("selection"))
 
 
@@ -24,8 +24,10 @@ class IDVFaceModelsLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "provider": (list(PROVIDERS), {"default": "CPU", "tooltip": "ONNX Runtime device for antelopev2. "
-                         "Falls back to CPU (with a log line) when the chosen provider is not installed."}),
+            "provider": (list(PROVIDERS), {"default": PROVIDERS[0], "tooltip": "ONNX Runtime device for "
+                         "antelopev2. auto = the best one ONNX Runtime offers (CUDA, ROCm or CoreML, else CPU; the "
+                         "log says which). A chosen provider that is not installed falls back to CPU with a "
+                         "warning."}),
             "eva_precision": (["fp32", "bf16", "fp16"], {"default": "fp32", "tooltip": "Precision of the EVA-CLIP "
                               "tower (the reference uses bf16 on GPU; fp32 on CPU)."}),
         }}
@@ -34,7 +36,7 @@ class IDVFaceModelsLoader:
     def load(self, provider, eva_precision):
         from idvideo_core.runtime import load_face_models
 
-        return (load_face_models(provider, eva_precision),)
+        return (load_face_models(labels.value("provider", provider) or provider, eva_precision),)
 
 
 class IDVFaceLoader:

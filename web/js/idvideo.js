@@ -140,9 +140,56 @@ function showVideo(node, entry) {
   window.__idvideo.videos += 1;
 }
 
+// IDVideo Wan Model Loader: the `dit` list shows only the files the chosen `family` can load. The server reads each
+// file's keys (cached) and sends {file: [family labels]} in the dit input's options as `idv_families`.
+function filterDitByFamily(node, spec, keepValue) {
+  const fam = node.widgets?.find((w) => w.name === "family");
+  const dit = node.widgets?.find((w) => w.name === "dit");
+  if (!fam || !dit || !spec) return;
+  const allowed = spec.all.filter((name) => (spec.families[name] ?? [fam.value]).includes(fam.value));
+  dit.options.values = allowed;
+  window.__idvideo.ditChoices = allowed.slice();
+  if (!keepValue && !allowed.includes(dit.value)) {
+    dit.value = allowed.find((n) => !n.startsWith("(")) ?? allowed[0];
+  }
+  node.setDirtyCanvas?.(true, true);
+}
+
+function ditSpec(nodeData) {
+  const dit = nodeData?.input?.required?.dit;
+  if (!dit) return null;
+  const opts = dit[1] ?? {};
+  const all = Array.isArray(dit[0]) ? dit[0] : (opts.options ?? []);
+  return { all: [...all], families: opts.idv_families ?? {} };
+}
+
 app.registerExtension({
   name: EXT,
   async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name === "IDVWanModelLoader") {
+      const spec = ditSpec(nodeData);
+      const onNodeCreated = nodeType.prototype.onNodeCreated;
+      nodeType.prototype.onNodeCreated = function () {
+        const result = onNodeCreated?.apply(this, arguments);
+        const fam = this.widgets?.find((w) => w.name === "family");
+        if (fam) {
+          const callback = fam.callback;
+          fam.callback = (...args) => {
+            const r = callback?.apply(fam, args);
+            filterDitByFamily(this, spec, false);
+            return r;
+          };
+        }
+        filterDitByFamily(this, spec, true);
+        return result;
+      };
+      const onConfigure = nodeType.prototype.onConfigure;
+      nodeType.prototype.onConfigure = function () {
+        const result = onConfigure?.apply(this, arguments);
+        filterDitByFamily(this, spec, true);   // a saved workflow keeps its choice (the server checks it)
+        return result;
+      };
+    }
     if (String(nodeData?.category ?? "").startsWith("IDVideo")) {
       const onExecutedWarn = nodeType.prototype.onExecuted;
       nodeType.prototype.onExecuted = function (message) {
