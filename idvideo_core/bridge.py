@@ -141,6 +141,23 @@ def executing_node_id() -> str | None:
     return None if node is None else str(node)
 
 
+_PROMPT_HANDLERS: list = []
+
+
+def add_prompt_handler(handler: Callable[[dict], dict]) -> bool:
+    """Run ``handler(json_data) -> json_data`` on every prompt posted to ComfyUI's /prompt, before it is validated
+    (``PromptServer.add_on_prompt_handler``); False outside ComfyUI. Added once per handler name."""
+    server = _comfy("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None) if server is not None else None
+    if instance is None or not hasattr(instance, "add_on_prompt_handler"):
+        return False
+    name = getattr(handler, "__qualname__", repr(handler))
+    if name not in _PROMPT_HANDLERS:
+        instance.add_on_prompt_handler(handler)
+        _PROMPT_HANDLERS.append(name)
+    return True
+
+
 def send_ui_event(event: str, data: dict) -> bool:
     """Send a message to the browser that queued the prompt (ComfyUI's websocket); False outside ComfyUI."""
     server = _comfy("server")

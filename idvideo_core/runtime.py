@@ -171,6 +171,9 @@ def global_identity(model: LoadedModel, faces, width: int, height: int, kps_imag
     kps = None
     if kps_image is not None:
         kps = (np.clip(kps_image[0].cpu().numpy(), 0, 1) * 255).round().astype(np.uint8)
+    from .clip import identity_encode_size
+
+    width, height = identity_encode_size(spec, model, width, height)   # 0 = the model's size
     with _using(model, "vae"):
         ident = encode_global_identity(model, face_image_for_vae(face), width, height, kps)
     return ident
@@ -188,7 +191,12 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     (:mod:`idvideo_core.sampling.cache`), ``attention`` picks the kernel and ``compile_blocks`` compiles each
     transformer block (:mod:`idvideo_core.attention`).
     """
+    from .clip import resolve_clip
+
     spec = registry.spec_of(model)
+    clip = resolve_clip(spec, model, width, height, num_frames, global_identity, references)  # 0 = auto
+    width, height, num_frames = clip.width, clip.height, clip.num_frames
+    cfg = cfg or spec.defaults.cfg                                        # 0 = the family's reference guidance
     _speed_options(model, attention, compile_blocks)
     check_working_memory(model, width, height, num_frames, references)
     req = GenerateRequest(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg, seed=seed,

@@ -20,6 +20,11 @@ GLOBAL_ID = "IDV_GLOBAL_ID"
 LOCAL_ID = "IDV_LOCAL_ID"
 REFERENCES = "IDV_REFERENCES"
 
+# Queue-time graph check (nodes/checks.py): a hidden input the pack's prompt handler fills with the reason a node's
+# inputs conflict; the node's VALIDATE_INPUTS then refuses the prompt with that sentence.
+CHECK_INPUT = "idv_check"
+CHECK_INPUT_TYPE = "IDV_CHECK"
+
 WARNINGS_EVENT = "idvideo.warnings"   # server message the pack's JS extension shows on the node
 UI_WARNINGS = "idv_warnings"          # the same list in the ui output of nodes that return one
 

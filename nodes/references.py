@@ -107,6 +107,13 @@ class IDVWanModelLoader:
         }}
 
     @classmethod
+    def idv_family(cls, inputs):
+        """The family chosen on the loader (for the queue-time size check), None while it is linked."""
+        label = inputs.get("family")
+        keys = set(FAMILY_LABELS.values())
+        return FAMILY_LABELS.get(label) or (label if label in keys else None)
+
+    @classmethod
     def VALIDATE_INPUTS(cls, family=None, dit=None):
         """At queue time: the family exists and the DiT file's keys fit it (before any weight is read).
 
@@ -148,6 +155,14 @@ class IDVMultiIdentityConcat:
     SEARCH_ALIASES = ["concat-id", "phantom", "references", "multi identity", "virtual try-on", "garment"]
     CATEGORY = f"{CATEGORY}/identity"
     FUNCTION = "concat"
+    IDV_NODE_NAME = "IDVideo Multi-Identity Concatenator"
+    IDV_CLIP_INPUTS = ("references",)        # references from another concatenator must have the same size
+
+    @classmethod
+    def idv_size(cls, inputs, spec=None):
+        """(width, height) the references are fitted to, for the queue-time size check (None while linked)."""
+        w, h = inputs.get("width"), inputs.get("height")
+        return (int(w), int(h)) if isinstance(w, int) and isinstance(h, int) else None
     RETURN_TYPES = (REFERENCES, "IMAGE")
     RETURN_NAMES = ("references", "preview")
     OUTPUT_TOOLTIPS = ("The ordered references for the sampler.",

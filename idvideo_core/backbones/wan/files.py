@@ -26,7 +26,7 @@ WAN_DIT, WAN_DIT_ADALN = "wan_dit", "wan_dit_adaln"
 # which file kinds each Wan-based family loads as its DiT
 ACCEPTS = {"concatid_wan": (WAN_DIT, WAN_DIT_ADALN), "phantom_wan": (WAN_DIT,), "wan": (WAN_DIT,)}
 KIND_WORDS = {WAN_DIT: "a Wan2.1 DiT", WAN_DIT_ADALN: "a Concat-ID-Wan DiT with AdaLN extras (Concat-ID only)",
-              "consisid": "a ConsisID transformer", "cogvideox": "a CogVideoX transformer",
+              "consisid": "a ConsisID checkpoint", "cogvideox": "a CogVideoX checkpoint",
               "wan_vae": "the Wan VAE", "umt5": "a UMT5 text encoder", "unknown": "not a Wan DiT IDVideo knows"}
 
 _CACHE: dict[tuple[str, int, int], str] = {}
@@ -111,7 +111,7 @@ def check_dit_file(family: str, path: Path | str, label: str) -> None:
     else:
         fix = ("Load ConsisID / CogVideoX models with 'IDVideo ConsisID Model Loader'." if kind in ("consisid",
                "cogvideox") else "Pick a Wan2.1 / Concat-ID-Wan / Phantom-Wan DiT file.")
-    raise WrongModelError(f"{Path(path).name} is {KIND_WORDS[kind]} (read from its keys); the loader's family is "
+    raise WrongModelError(f"{Path(path).name} is {KIND_WORDS[kind]} (detected from its keys); the loader's family is "
                           f"{label}, which cannot load it.", fix)
 
 
