@@ -61,16 +61,16 @@ class IDVFaceLoader:
             "selection": (list(SELECTIONS), {"default": "largest", "tooltip": "Which face when there are several: "
                           "largest, closest to the centre, the index-th from the left, or all left to right."}),
             "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "With selection=index: 0 = leftmost."}),
-            "on_no_face": (labels.labels("on_no_face"), {"default": labels.label("on_no_face", "error"), "tooltip": "No face found: stop "
+            "on_no_face": (labels.labels("on_no_face"), {"default": labels.label("on_no_face", "error"),
+                           "tooltip": "No face found: stop "
                            "with a clear message, or use the whole image (the reference's fallback) with a "
                            "warning."}),
         }}
 
     @user_errors
     def load(self, face_models, image, selection, index, on_no_face):
-        from idvideo_core.runtime import find_faces
-
         from idvideo_core.preview import temp_previews_for_ui
+        from idvideo_core.runtime import find_faces
 
         faces, aligned, whitened = find_faces(face_models, image, selection, index, on_no_face)
         # "images" (temp PNGs, like core PreviewImage) makes the frontend show the aligned crops on this node.

@@ -44,7 +44,10 @@ def wan_choices() -> dict:
     default_fam = FAMILY_LABELS[DEFAULT_FAMILY]
     fit = sorted((n for n, k in dits.items() if accepts(default_fam, k)), key=lambda n: dits[n] != WAN_DIT_ADALN)
     vaes, tes = _kinds(("vae",)), _kinds(("text_encoders",))
-    first = (lambda table, kind: next((n for n, k in table.items() if k == kind), None))
+
+    def first(table, kind):
+        return next((n for n, k in table.items() if k == kind), None)
+
     return {
         "base_folder": [NONE] + bases, "base_default": bases[0] if bases else NONE,
         "dit": [FROM_BASE] + list(dits), "dit_default": fit[0] if fit else FROM_BASE,

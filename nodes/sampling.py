@@ -1,8 +1,7 @@
 """The DiT sampler node: one node for every backbone; the model decides how identities enter."""
 from __future__ import annotations
 
-from ._common import (CATEGORY, CHECK_INPUT, CHECK_INPUT_TYPE, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT,
-                      user_errors)
+from ._common import CATEGORY, CHECK_INPUT, CHECK_INPUT_TYPE, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT, user_errors
 
 
 class IDVSampler:

@@ -49,7 +49,8 @@ class FaceModels:
 
 def load_face_models(provider: str = "auto", device=None, dtype: torch.dtype = torch.float32,
                      consisid_folder: Path | str | None = None) -> FaceModels:
-    """Find and load every face model. ``provider``: auto (the best ONNX Runtime offers), CPU, CUDA, ROCm or CoreML (falls back to CPU, logged)."""
+    """Find and load every face model. ``provider``: auto (the best ONNX Runtime offers), CPU, CUDA, ROCm or
+    CoreML (falls back to CPU, logged)."""
     from .eva_clip import load_eva_clip
     from .facexlib_nets import load_bisenet, load_retinaface
 

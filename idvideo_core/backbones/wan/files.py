@@ -104,8 +104,8 @@ def check_dit_file(family: str, path: Path | str, label: str) -> None:
         return
     fits = [f for f, kinds in ACCEPTS.items() if kind in kinds]
     if kind == WAN_DIT_ADALN:
-        fix = "Choose Concat-ID-Wan as the family, or pick a DiT without AdaLN extras (Phantom-Wan-1.3B.pth, a Wan2.1 " \
-              "T2V file, Concat-ID's first_stage.pt)."
+        fix = ("Choose Concat-ID-Wan as the family, or pick a DiT without AdaLN extras (Phantom-Wan-1.3B.pth, a "
+               "Wan2.1 T2V file, Concat-ID's first_stage.pt).")
     elif fits:
         fix = "Pick a DiT file from the list for this family (the list shows only the files it can load)."
     else:
