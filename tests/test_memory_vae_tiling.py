@@ -1,7 +1,10 @@
 """Tiled and sliced decoding on tiny random diffusers video VAEs (saved and reloaded in diffusers' layout).
 
 Tolerances, and why:
-  * slicing decodes batch items one at a time; the VAE's norms are per sample, so it is exact (<= 1e-5).
+  * slicing decodes batch items one at a time; the VAE's norms are per sample, so it is the same computation. Only
+    float32 rounding differs: oneDNN picks its convolution kernels by batch size and CPU (on an Intel Xeon a batch
+    of 2 and of 1 differ by 1.05e-5 on an output of 8.3, 1.3e-6 relative; on the AMD EPYC of earlier runs by
+    < 1e-5). So: |Δ| <= 1e-5 + 2e-6·|ref| (float32 rounding of the decoder's output scale), nothing looser.
   * tiling is *not* exact by design (each tile has its own GroupNorm statistics and zero-padded borders; the
     overlap is blended). On a random CogVideoX VAE with tiles half the image size we require a relative L2 error
     under 0.2 (measured 0.13), and, as a control giving the tolerance meaning, that the tiled result is at least 5x
@@ -68,7 +71,7 @@ def test_cogvideox_slicing_is_exact(cog_vae):
         configure_vae(cog_vae, tiling=False, slicing=True)
         assert cog_vae.use_slicing
         out = cog_vae.decode(z).sample
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out, ref, rtol=2e-6, atol=1e-5)
 
 
 def test_cogvideox_default_tiles_map_to_diffusers_defaults(cog_vae):
