@@ -34,16 +34,9 @@ _LOCK = threading.Lock()
 
 
 def _keys(path: Path) -> list[str]:
-    from ...safeload import PICKLE_EXTS, _unwrap, safetensors_keys
+    from ...safeload import weight_keys
 
-    if path.suffix == ".safetensors":
-        return safetensors_keys(path)
-    if path.suffix in PICKLE_EXTS:
-        import torch
-
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return list(_unwrap(obj, path))
-    return []
+    return weight_keys(path)
 
 
 def kind_from_keys(keys) -> str:
