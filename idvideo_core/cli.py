@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-tiling", action="store_true")
     g.add_argument("--output", type=Path, default=Path("output"))
     g.add_argument("--prefix", default="IDVideo")
+    from .evaluate.cli import add_best_of_args, add_score_parser
+
+    add_best_of_args(g)
+    add_score_parser(sub)
     r = sub.add_parser("run-workflow", help="Queue a workflow on a running ComfyUI and follow its progress.")
     r.add_argument("workflow", type=Path, help="Workflow JSON (UI format as saved by ComfyUI, or API format).")
     r.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address.")
@@ -165,7 +169,14 @@ def main(argv=None) -> int:
             return 2
     bridge.set_console_progress(_console_progress)
     try:
-        path = generate(args)
+        if args.command == "score":
+            from .evaluate.cli import score_main
+
+            return score_main(args)
+        from .evaluate.cli import best_of_main, seeds_of
+
+        seeds = seeds_of(args)
+        path = best_of_main(args, generate, seeds) if seeds else generate(args)
     except IDVideoError as err:
         print(f"\nIDVideo: {err}", file=sys.stderr)
         return 2

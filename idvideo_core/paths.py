@@ -35,6 +35,11 @@ PUBLISHED = {
     "eva_clip": "huggingface.co/BestWishYsh/ConsisID-preview (face_encoder/EVA02_CLIP_L_336_psz14_s6B.pt) or "
                 "huggingface.co/QuanSun/EVA-CLIP",
     "consisid": "huggingface.co/BestWishYsh/ConsisID-preview (download the whole repository as a folder)",
+    "buffalo_l": "the insightface model zoo (buffalo_l.zip, insightface's default pack), also inside "
+                 "huggingface.co/BestWishYsh/ConsisID-preview under face_encoder/models/buffalo_l",
+    "curricularface": "huggingface.co/BestWishYsh/OpenS2V-Weight (glint360k_curricular_face_r101_backbone.bin), also "
+                      "inside huggingface.co/BestWishYsh/ConsisID-preview under face_encoder/",
+    "clip_score": "huggingface.co/openai/clip-vit-base-patch32 (the whole repository as a folder)",
     "wan": "huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers, or the ComfyUI repackaged single files "
            "(huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged)",
     "concatid_wan": "huggingface.co/yongzhong/Concat-ID-Wan",

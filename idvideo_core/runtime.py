@@ -101,6 +101,8 @@ def local_identity(face_models, faces) -> LocalIdentity:
 
 # ------------------------------------------------------------------------------------------------------ models
 WEIGHT_STORAGE = ("default", "fp8_e4m3")
+# Wan loaders also offer "auto": storage decided with the memory plan from the file's headers (memory/storage.py)
+WAN_WEIGHT_STORAGE = ("auto", "default", "fp8_e4m3")
 
 
 def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Optional[int] = None,
@@ -134,7 +136,9 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
 
     work = default_workload(model.family, model.transformer,
                             torch.empty((), dtype=model.dtype or torch.float32).element_size())
-    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=blocks_to_swap,
+    # the node's blocks_to_swap applies to block_swap only ("With block_swap: …"); auto computes its own count
+    swap = blocks_to_swap if str(getattr(mode, "value", mode)).strip().lower() == "block_swap" else None
+    model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=swap,
                                    working_bytes=work.activation_bytes if work else 0)
     log.info("%s", model.memory.summary())  # the summary starts with "IDVideo memory plan:"
     return model
@@ -282,8 +286,15 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     vae_p = paths.resolve_file(("vae",), vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
     te_p = (paths.resolve_file(("text_encoders",), text_encoder, "the UMT5 text encoder", paths.PUBLISHED["wan"])
             if text_encoder else None)
-    model = load_wan_model(family, base=base, dit=dit_p, vae=vae_p, text_encoder=te_p, precision=precision)
-    return attach_memory(model, memory_mode, blocks_to_swap, weight_storage)
+    if weight_storage not in WAN_WEIGHT_STORAGE:
+        raise InputError(f"Unknown weight storage '{weight_storage}'.",
+                         f"Choose one of: {', '.join(WAN_WEIGHT_STORAGE)}.")
+    # storage is applied while the DiT streams in (fp8 files stay fp8; no full-precision copy of the model)
+    model = load_wan_model(family, base=base, dit=dit_p, vae=vae_p, text_encoder=te_p, precision=precision,
+                           weight_storage=weight_storage, memory_mode=memory_mode)
+    done = model.options.get("weight_storage", "default")
+    return attach_memory(model, memory_mode, blocks_to_swap,
+                         "default" if done == "fp8_e4m3" or weight_storage == "auto" else weight_storage)
 
 
 def _require_without_base(dit, vae, text_encoder) -> None:

@@ -1,13 +1,13 @@
 """IDVideo nodes, grouped by the creator's task. Each node is a schema plus one call into ``idvideo_core``."""
 from idvideo_core.paths import register_folders
 
-from . import faces, identity, models, references, sampling, video
+from . import evaluate, faces, identity, models, references, sampling, video
 
 register_folders()
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
-for _m in (faces, identity, models, references, sampling, video):
+for _m in (faces, identity, models, references, sampling, video, evaluate):
     NODE_CLASS_MAPPINGS.update(_m.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_m.NODE_DISPLAY_NAME_MAPPINGS)
 

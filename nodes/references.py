@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from idvideo_core import paths
-from idvideo_core.runtime import WEIGHT_STORAGE
+from idvideo_core.runtime import WAN_WEIGHT_STORAGE
 
 from ._common import CATEGORY, FACES, MODEL, REFERENCES, user_errors
 
@@ -92,8 +92,9 @@ class IDVWanModelLoader:
                             "folder under models/wan (optional when the three single files are chosen)."}),
             "dit": (c["dit"], {"default": c["dit_default"], IDV_DIT_FAMILIES: c["dit_families"],
                                "tooltip": "DiT weights: Concat-ID .pt (models/concatid), Phantom .pth or a Wan "
-                                          ".safetensors (models/diffusion_models); only files the chosen family "
-                                          "can load are listed."}),
+                                          ".safetensors (models/diffusion_models), bf16/fp16/fp8/fp8-scaled; for the "
+                                          "sharded Phantom-Wan-14B pick any of its shards (the index beside it is "
+                                          "used). Only files the chosen family can load are listed."}),
             "vae": (c["vae"], {"default": c["vae_default"], "tooltip": "wan_2.1_vae.safetensors "
                     "(models/vae), or the base folder's vae/."}),
             "text_encoder": (c["text_encoder"], {"default": c["te_default"], "tooltip": "UMT5-XXL "
@@ -104,9 +105,11 @@ class IDVWanModelLoader:
                             "tooltip": "How the model is kept in VRAM (see the ConsisID loader)."}),
             "blocks_to_swap": ("INT", {"default": 10, "min": 0, "max": 64, "tooltip": "With block_swap: "
                                "transformer blocks kept in RAM and streamed in."}),
-            "weight_storage": (list(WEIGHT_STORAGE), {"default": "default", "tooltip": "fp8_e4m3 stores the DiT's "
+            "weight_storage": (list(WAN_WEIGHT_STORAGE), {"default": "auto", "tooltip": "fp8_e4m3 stores the DiT's "
                                "linear weights in 8 bits (upcast per layer when used): about half the VRAM of bf16, "
-                               "with a small loss of precision."}),
+                               "with a small loss of precision; fp8 files stay fp8. auto picks fp8 (and runs the "
+                               "guidance branches one at a time) only when the weights and one step's activations "
+                               "would not fit otherwise; the plan is printed in the console."}),
         }}
 
     @classmethod
@@ -138,7 +141,7 @@ class IDVWanModelLoader:
 
     @user_errors
     def load(self, family, base_folder, dit, vae, text_encoder, precision, memory_mode, blocks_to_swap=10,
-             weight_storage="default"):
+             weight_storage="auto"):
         from idvideo_core.runtime import load_wan
 
         key = FAMILY_LABELS.get(family, family)

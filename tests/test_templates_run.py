@@ -38,7 +38,9 @@ class LoadImage:
 
 
 def run_api_prompt(prompt: dict, mappings: dict) -> dict:
-    """Execute an API-format prompt in dependency order; returns every node's outputs."""
+    """Execute an API-format prompt in dependency order, with ComfyUI's list rules: a node whose inputs carry lists
+    (an ``OUTPUT_IS_LIST`` output upstream) runs once per entry unless it declares ``INPUT_IS_LIST``, which receives
+    every input as a list. Returns every node's outputs (a slot holding a single value is unwrapped)."""
     done: dict[str, tuple] = {}
 
     def run(nid: str):
@@ -46,19 +48,30 @@ def run_api_prompt(prompt: dict, mappings: dict) -> dict:
             return done[nid]
         node = prompt[nid]
         cls = mappings[node["class_type"]]
-        kwargs = {}
+        lists = {}
         for name, value in node["inputs"].items():
             if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-                kwargs[name] = run(value[0])[value[1]]
+                lists[name] = run(value[0])[value[1]]
             else:
-                kwargs[name] = value
-        out = getattr(cls(), cls.FUNCTION)(**kwargs)
-        done[nid] = tuple(out["result"]) if isinstance(out, dict) else tuple(out)
+                lists[name] = [value]
+        if getattr(cls, "INPUT_IS_LIST", False):
+            calls = [lists]
+        else:
+            n = max((len(v) for v in lists.values()), default=1)
+            calls = [{k: v[min(i, len(v) - 1)] for k, v in lists.items()} for i in range(n)]
+        out_is_list = getattr(cls, "OUTPUT_IS_LIST", None) or (False,) * len(cls.RETURN_TYPES)
+        slots = [[] for _ in cls.RETURN_TYPES]
+        for kwargs in calls:
+            out = getattr(cls(), cls.FUNCTION)(**kwargs)
+            out = tuple(out["result"]) if isinstance(out, dict) else tuple(out)
+            for k, value in enumerate(out):
+                slots[k].extend(value) if out_is_list[k] else slots[k].append(value)
+        done[nid] = tuple(slots)
         return done[nid]
 
     for nid in prompt:
         run(nid)
-    return done
+    return {nid: tuple(v[0] if len(v) == 1 else v for v in slots) for nid, slots in done.items()}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +102,10 @@ def test_template_runs_end_to_end(path, pack, request, tmp_path, monkeypatch):
     from idvideo_core.video import read_video_metadata
     from idvideo_core.workflow import ui_to_api
 
+    if "best_of" in path.stem:   # the scoring models: tiny buffalo_l (a face in every image) + IR-101
+        from idvideo_core.testing.tiny_eval import write_tiny_scoring_models
+
+        write_tiny_scoring_models(tiny_models, always_face=True)
     monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(tiny_models))
     monkeypatch.setenv("IDVIDEO_OUTPUT_DIR", str(tmp_path / "output"))
     images = Path(insightface.__file__).parent / "data" / "images"
@@ -115,6 +132,22 @@ def test_template_runs_end_to_end(path, pack, request, tmp_path, monkeypatch):
     meta = read_video_metadata(video_path)
     embedded = meta["workflow"] if isinstance(meta["workflow"], dict) else json.loads(meta["workflow"])
     assert embedded["nodes"] == wf["nodes"]
+    if "best_of" in path.stem:  # one video per seed came into the score node; the best one was saved
+        score_id = next(k for k, n in prompt.items() if n["class_type"] == "IDVIdentityScore")
+        seeds = next(n for n in prompt.values() if n["class_type"] == "IDVSeedList")["inputs"]["seeds"]
+        sampler = next(k for k, n in prompt.items() if n["class_type"] == "IDVSampler")
+        videos = outputs[sampler][0]
+        n_seeds = len([s for s in seeds.split(",") if s.strip()])
+        assert isinstance(videos, list) and len(videos) == n_seeds >= 2
+        assert not torch.equal(videos[0], videos[1])                 # different seeds, different videos
+        arc, cur, _clip, plot, report, best_frames, best = outputs[score_id]
+        data = json.loads(report)
+        assert len(data["videos"]) == n_seeds and data["best"] == best
+        assert data["videos"][0]["models"]["facesim_arc"].startswith("buffalo_l")
+        assert arc == pytest.approx(data["videos"][best]["facesim_arc"]) and cur > 0
+        assert max(v["facesim_arc"] for v in data["videos"]) == pytest.approx(arc)
+        assert torch.equal(best_frames, videos[best]) and torch.equal(frames, videos[best])
+        assert plot.shape[0] == n_seeds and plot.shape[-1] == 3
     if "multi" in path.stem:  # a group photo: every face left to right became a reference
         concat = next(k for k, n in prompt.items() if n["class_type"] == "IDVMultiIdentityConcat")
         refs = outputs[concat][0]

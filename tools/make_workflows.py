@@ -98,6 +98,15 @@ class Graph:
         src["outputs"][o]["links"].append(lid)
         dst["inputs"][j]["link"] = lid
 
+    def link_widget(self, src, out_name, dst, widget):
+        """Feed a widget from a link (the frontend's 'convert widget to input'); its saved value stays in place."""
+        o = next(i for i, x in enumerate(src["outputs"]) if x["name"] == out_name)
+        lid = len(self.links) + 1
+        t = src["outputs"][o]["type"]
+        self.links.append([lid, src["id"], o, dst["id"], len(dst["inputs"]), t])
+        src["outputs"][o]["links"].append(lid)
+        dst["inputs"].append({"name": widget, "type": t, "widget": {"name": widget}, "link": lid})
+
     def dump(self, path: Path):
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
               "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
@@ -215,8 +224,59 @@ def virtual_tryon(g: Graph):
                          cfg=7.5), subject=True)
 
 
+BEST_OF_NOTE = """IDVideo - best of N seeds, kept by identity score
+
+1. 'IDVideo Seed List' feeds the sampler a list of seeds: ComfyUI runs the sampler once per seed (ComfyUI's own
+   list execution, no loop nodes needed). 'IDVideo Identity Score' receives every video, scores each against the
+   reference face (FaceSim-Arc, FaceSim-Cur, CLIPScore when a prompt is given) and passes the best one on; only that
+   one is saved. Its plot shows the similarity per frame of every seed; its report lists all of them.
+2. Weights as in single_identity_consisid.json, plus the scoring models (nothing is downloaded):
+   - insightface's buffalo_l pack (det_10g.onnx, w600k_r50.onnx) in ComfyUI/models/insightface/models/buffalo_l/
+     (also in ConsisID-preview/face_encoder/models/buffalo_l/); without it antelopev2 is used, labelled FALLBACK.
+   - optional: glint360k_curricular_face_r101_backbone.bin (huggingface.co/BestWishYsh/OpenS2V-Weight, also in
+     ConsisID-preview/face_encoder/) for FaceSim-Cur; clip-vit-base-patch32/ in ComfyUI/models/idvideo/ for CLIPScore.
+3. Time grows with the number of seeds.
+"""
+
+
+def best_of_seeds(g: Graph):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0))
+    kp = g.add("IDVKeypointRenderer", (360, 260))
+    ml = g.add("IDVConsisIDModelLoader", (0, 560), {"model": "ConsisID-preview"})
+    prompt = ("The video shows a person walking through a sunlit park, smiling and looking around. Cinematic light, "
+              "shallow depth of field, natural colours.")
+    te = g.add("IDVTextEncode", (360, 560), {"prompt": prompt}, size=(380, 240))
+    gi = g.add("IDVGlobalIdentity", (780, 0))
+    li = g.add("IDVLocalIdentity", (780, 260))
+    seeds = g.add("IDVSeedList", (780, 520), {"seeds": "1, 2, 3"}, size=(300, 100))
+    sm = g.add("IDVSampler", (1160, 0), size=(340, 480))
+    sc = g.add("IDVIdentityScore", (1540, 0), {"prompt": prompt}, size=(380, 420))
+    vc = g.add("IDVideoCombine", (1960, 0), size=(360, 480))
+    g.note((1160, 560), BEST_OF_NOTE, size=(620, 360))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", kp, "faces")
+    g.link(ml, "model", te, "model")
+    g.link(ml, "model", gi, "model")
+    g.link(fl, "faces", gi, "faces")
+    g.link(kp, "kps_image", gi, "kps_image")
+    g.link(fm, "face_models", li, "face_models")
+    g.link(fl, "faces", li, "faces")
+    g.link(ml, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(gi, "global_identity", sm, "global_identity")
+    g.link(li, "local_identity", sm, "local_identity")
+    g.link_widget(seeds, "seed", sm, "seed")
+    g.link(sm, "frames", sc, "frames")
+    g.link(fl, "faces", sc, "faces")
+    g.link(fm, "face_models", sc, "face_models")
+    g.link(sc, "best_frames", vc, "images")
+
+
 TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_concatid.json": multi_identity,
-             "virtual_tryon.json": virtual_tryon}
+             "virtual_tryon.json": virtual_tryon, "best_of_seeds.json": best_of_seeds}
 
 
 THUMB_WIDTH = 480

@@ -24,6 +24,10 @@ RETINAFACE_FILE = "detection_Resnet50_Final.pth"
 BISENET_FILE = "parsing_bisenet.pth"
 EVA_FILE = "EVA02_CLIP_L_336_psz14_s6B.pt"
 ANTELOPE_SUBDIR = Path("models") / "antelopev2"
+# insightface's default pack, used by the FaceSim-Arc benchmarks (OpenS2V-Eval, ConsisID's eval scripts).
+BUFFALO_DET_FILE = "det_10g.onnx"
+BUFFALO_REC_FILE = "w600k_r50.onnx"
+BUFFALO_SUBDIR = Path("models") / "buffalo_l"
 
 
 @dataclass
@@ -60,6 +64,18 @@ def _unique(items: list[Path]) -> list[Path]:
 def antelope_candidates(name: str, consisid_folder=None) -> list[Path]:
     dirs = [Path(d) / ANTELOPE_SUBDIR for d in paths.search_dirs("insightface")]
     dirs += [fe / ANTELOPE_SUBDIR for fe in face_encoder_dirs(consisid_folder)]
+    return _unique([d / name for d in dirs])
+
+
+def buffalo_candidates(name: str, consisid_folder=None) -> list[Path]:
+    """``buffalo_l`` files: ComfyUI's ``insightface`` folders (``models/buffalo_l/`` as insightface lays it out, and
+    ``buffalo_l/`` directly), a ConsisID-preview ``face_encoder/models/buffalo_l/``, then insightface's own default
+    root ``~/.insightface/models/buffalo_l/`` (where ``FaceAnalysis()`` unpacks it)."""
+    dirs: list[Path] = []
+    for d in paths.search_dirs("insightface"):
+        dirs += [Path(d) / BUFFALO_SUBDIR, Path(d) / "buffalo_l"]
+    dirs += [fe / BUFFALO_SUBDIR for fe in face_encoder_dirs(consisid_folder)]
+    dirs.append(Path.home() / ".insightface" / BUFFALO_SUBDIR)
     return _unique([d / name for d in dirs])
 
 

@@ -13,6 +13,12 @@ off by at most 2**-10 in scaled units, i.e. 2**-10 * s. Scaling guarantees |w/s|
 
 Works on CPU too (torch stores float8 there; the upcast is a plain ``.to(dtype)``). No fp8 matmul kernels are used:
 the saving is memory, not speed.
+
+Files that already hold fp8 weights (ComfyUI ``*_fp8_e4m3fn`` and ``*_fp8_e4m3fn_scaled`` single files) are kept as
+they are: :meth:`Fp8Linear.from_fp8` takes the stored fp8 weight and its scale as published — one float32 scalar per
+tensor (ComfyUI's ``<layer>.scale_weight``; 1 for unscaled files) or one per row — so nothing is re-rounded and the
+only error is the publisher's own quantisation. ``<layer>.scale_input`` (ComfyUI's input scale for fp8 *matmuls*)
+is kept on the layer for reference; this layer upcasts the weight instead, which needs no input scale.
 """
 from __future__ import annotations
 
@@ -71,6 +77,35 @@ class Fp8Linear(nn.Module):
                                  requires_grad=False) if bias else None
 
     @classmethod
+    def from_fp8(cls, weight: torch.Tensor, scale=None, bias: torch.Tensor | None = None,
+                 input_scale: torch.Tensor | None = None) -> "Fp8Linear":
+        """A layer around an fp8 weight as stored in a file (no re-quantisation).
+
+        ``scale``: None (unscaled ``fp8_e4m3fn`` files: scale 1), a per-tensor scalar of any shape with one element
+        (ComfyUI ``scale_weight``), or one value per output row. ``weight`` may be in another dtype (a float
+        weight with a scale, e.g. a bf16 tensor in an otherwise fp8 file): it is quantised per row then."""
+        out_f, in_f = int(weight.shape[0]), int(weight.shape[1])
+        if weight.dtype != FP8_DTYPE:
+            w = weight.float() if scale is None else weight.float() * torch.as_tensor(scale).float().reshape(-1, 1)
+            layer = cls(in_f, out_f, bias=bias is not None, per_row=True,
+                        bias_dtype=bias.dtype if bias is not None else torch.float32, device="meta")
+            layer.weight, layer.weight_scale = quantize_fp8(w, per_row=True)
+        else:
+            s = torch.ones((), dtype=torch.float32) if scale is None else torch.as_tensor(scale).float()
+            per_row = s.numel() > 1
+            if per_row and s.numel() != out_f:
+                raise ValueError(f"scale has {s.numel()} values for a weight with {out_f} rows")
+            s = s.reshape(out_f, 1) if per_row else s.reshape(())
+            layer = cls(in_f, out_f, bias=bias is not None, per_row=per_row,
+                        bias_dtype=bias.dtype if bias is not None else torch.float32, device="meta")
+            layer.weight, layer.weight_scale = weight, s.to(weight.device)
+        if bias is not None:
+            layer.bias = nn.Parameter(bias.detach(), requires_grad=False)
+        if input_scale is not None:
+            layer.register_buffer("input_scale", torch.as_tensor(input_scale).float().reshape(()).to(weight.device))
+        return layer
+
+    @classmethod
     def from_linear(cls, linear: nn.Linear, per_row: bool = True) -> "Fp8Linear":
         layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, per_row=per_row,
                     bias_dtype=linear.weight.dtype, device=linear.weight.device)
@@ -106,6 +141,12 @@ class Fp8Report:
     def summary(self) -> str:
         return (f"fp8 e4m3: {len(self.quantized)} Linear layers stored in fp8 ({len(self.skipped)} kept), "
                 f"{self.bytes_before / 2**20:.1f} MiB -> {self.bytes_after / 2**20:.1f} MiB")
+
+
+def keeps_fp8(name: str, skip: Iterable[str] = DEFAULT_SKIP) -> bool:
+    """True when the Linear layer ``name`` (qualified) is one :func:`quantize_module_fp8` would store in fp8; loaders
+    use it to decide which fp8 tensors of a file stay fp8 (the others are upcast once at load)."""
+    return not _matches(name, tuple(skip))
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:

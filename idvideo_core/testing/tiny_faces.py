@@ -77,11 +77,9 @@ def _save_onnx(graph, path: Path | str) -> Path:
     return path
 
 
-def write_tiny_scrfd(path: Path | str, image_size: tuple[int, int], faces: Sequence[PlantedFace] = (),
-                     det_size: int = DET_SIZE) -> Path:
-    """SCRFD-format ONNX planting ``faces`` for an analysed image of ``image_size`` = (width, height)."""
-    from onnx import TensorProto, helper, numpy_helper
-
+def _planted_arrays(image_size: tuple[int, int], faces: Sequence[PlantedFace], det_size: int) -> list[np.ndarray]:
+    """The 9 SCRFD outputs (scores ×3 strides, boxes ×3, key points ×3) that report ``faces`` on an image of
+    ``image_size`` = (width, height); each face fires at one stride-8 anchor."""
     w, h = image_size
     scale = det_scale_for(w, h, det_size)
     scores, boxes, kpss = [], [], []
@@ -104,13 +102,23 @@ def write_tiny_scrfd(path: Path | str, image_size: tuple[int, int], faces: Seque
         scores[lvl][k, 0] = f.score
         boxes[lvl][k] = np.array([ax - x1, ay - y1, x2 - ax, y2 - ay]) / s
         kpss[lvl][k] = ((pts - np.array([ax, ay])) / s).ravel()
+    return scores + boxes + kpss
 
+
+SCRFD_OUTPUTS = [f"score_{s}" for s in STRIDES] + [f"bbox_{s}" for s in STRIDES] + [f"kps_{s}" for s in STRIDES]
+
+
+def write_tiny_scrfd(path: Path | str, image_size: tuple[int, int], faces: Sequence[PlantedFace] = (),
+                     det_size: int = DET_SIZE) -> Path:
+    """SCRFD-format ONNX planting ``faces`` for an analysed image of ``image_size`` = (width, height)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    arrays = _planted_arrays(image_size, faces, det_size)
     nodes = [helper.make_node("ReduceMean", ["input.1"], ["mean"], keepdims=0, name="ReduceMean_0"),
              helper.make_node("Mul", ["mean", "zero"], ["nil"], name="Mul_1")]
     inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
     outputs = []
-    names = [f"score_{s}" for s in STRIDES] + [f"bbox_{s}" for s in STRIDES] + [f"kps_{s}" for s in STRIDES]
-    for name, arr in zip(names, scores + boxes + kpss):
+    for name, arr in zip(SCRFD_OUTPUTS, arrays):
         inits.append(numpy_helper.from_array(arr, f"{name}_const"))
         nodes.append(helper.make_node("Add", [f"{name}_const", "nil"], [name], name=f"Add_{name}"))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(arr.shape)))
@@ -118,6 +126,91 @@ def write_tiny_scrfd(path: Path | str, image_size: tuple[int, int], faces: Seque
                               [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, det_size, det_size])],
                               outputs, inits)
     return _save_onnx(graph, path)
+
+
+@dataclass
+class DetectorMode:
+    """One planted answer of a probing detector: when every probe ``i`` in ``when`` reads ``when[i]`` (± tolerance),
+    the detector reports ``faces`` (coordinates in pixels of an analysed image of ``image_size``)."""
+
+    when: dict
+    image_size: tuple[int, int]
+    faces: Sequence[PlantedFace] = ()
+
+
+def probe_value(red: int) -> float:
+    """What a probe reads for a pixel whose red channel is ``red`` (SCRFD's blob: RGB, (x − 127.5) / 128)."""
+    return (float(red) - 127.5) / 128.0
+
+
+def write_tiny_scrfd_modes(path: Path | str, probes: Sequence[tuple[int, int]], modes: Sequence[DetectorMode],
+                           det_size: int = 320, tol: float = 0.1, dynamic: bool = True) -> Path:
+    """An SCRFD-format detector whose answer depends on the image: it reads the red channel at ``probes`` ((x, y) in
+    the letter-boxed detection input) and reports the faces of the mode whose conditions hold (none: no face).
+
+    This lets one detector file find faces in some frames, none in others, and others only after the
+    grey padding of the evaluation protocols (the padded frame puts grey where the frame's corner was).
+    ``dynamic``: the input's height and width are symbolic like the real ``det_10g.onnx``'s, so the caller's
+    detection size decides the input (the planted outputs fit ``det_size`` only: any other size fails loudly)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], [numpy_helper.from_array(np.array(tol, np.float32), "tol")]
+    for j, (x, y) in enumerate(probes):
+        inits += [numpy_helper.from_array(np.array([0, 0, y, x], np.int64), f"p{j}_start"),
+                  numpy_helper.from_array(np.array([1, 1, y + 1, x + 1], np.int64), f"p{j}_end")]
+        nodes += [helper.make_node("Slice", ["input.1", f"p{j}_start", f"p{j}_end"], [f"p{j}_px"], name=f"Slice_p{j}"),
+                  helper.make_node("ReduceMean", [f"p{j}_px"], [f"p{j}"], keepdims=0, name=f"ReduceMean_p{j}")]
+    totals = [None] * len(SCRFD_OUTPUTS)
+    for k, mode in enumerate(modes):
+        ind = None
+        for j, target in mode.when.items():
+            name = f"m{k}_p{j}"
+            inits.append(numpy_helper.from_array(np.array(target, np.float32), f"{name}_t"))
+            nodes += [helper.make_node("Sub", [f"p{j}", f"{name}_t"], [f"{name}_d"], name=f"Sub_{name}"),
+                      helper.make_node("Abs", [f"{name}_d"], [f"{name}_a"], name=f"Abs_{name}"),
+                      helper.make_node("Less", [f"{name}_a", "tol"], [f"{name}_b"], name=f"Less_{name}"),
+                      helper.make_node("Cast", [f"{name}_b"], [f"{name}_f"], to=TensorProto.FLOAT,
+                                       name=f"Cast_{name}")]
+            if ind is None:
+                ind = f"{name}_f"
+            else:
+                nodes.append(helper.make_node("Mul", [ind, f"{name}_f"], [f"{name}_and"], name=f"Mul_{name}"))
+                ind = f"{name}_and"
+        if ind is None:  # no condition: this mode always fires
+            ind = f"m{k}_always"
+            inits.append(numpy_helper.from_array(np.array(1.0, np.float32), ind))
+        for i, arr in enumerate(_planted_arrays(mode.image_size, mode.faces, det_size)):
+            c = f"m{k}_{SCRFD_OUTPUTS[i]}"
+            inits.append(numpy_helper.from_array(arr, c))
+            nodes.append(helper.make_node("Mul", [c, ind], [f"{c}_on"], name=f"Mul_{c}"))
+            if totals[i] is None:
+                totals[i] = f"{c}_on"
+            else:
+                nodes.append(helper.make_node("Add", [totals[i], f"{c}_on"], [f"{c}_sum"], name=f"Add_{c}"))
+                totals[i] = f"{c}_sum"
+    outputs = []
+    for i, name in enumerate(SCRFD_OUTPUTS):
+        shape = _planted_arrays((det_size, det_size), (), det_size)[i].shape
+        if totals[i] is None:
+            inits.append(numpy_helper.from_array(np.zeros(shape, np.float32), f"{name}_zero"))
+            totals[i] = f"{name}_zero"
+        nodes.append(helper.make_node("Identity", [totals[i]], [name], name=f"Identity_{name}"))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+    side = ["?", "?"] if dynamic else [det_size, det_size]
+    graph = helper.make_graph(nodes, "tiny_scrfd_probing",
+                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, *side])],
+                              outputs, inits)
+    return _save_onnx(graph, path)
+
+
+def write_tiny_buffalo_l(folder: Path | str, probes: Sequence[tuple[int, int]], modes: Sequence[DetectorMode],
+                         seed: int = 0) -> Path:
+    """insightface's default pack layout, ``<folder>/models/buffalo_l/{det_10g,w600k_r50}.onnx``: a probing SCRFD
+    at the benchmarks' 320×320 detection size and a random ArcFace-shaped recogniser. Returns the pack folder."""
+    pack = Path(folder) / "models" / "buffalo_l"
+    write_tiny_scrfd_modes(pack / "det_10g.onnx", probes, modes, det_size=320)
+    write_tiny_arcface(pack / "w600k_r50.onnx", seed)
+    return pack
 
 
 def write_tiny_arcface(path: Path | str, seed: int = 0) -> Path:

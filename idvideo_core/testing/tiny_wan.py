@@ -194,3 +194,93 @@ def write_face_parsing_folder(folder: Path, seed: int = 30) -> Path:
     SegformerForSemanticSegmentation(cfg).eval().save_pretrained(str(folder), safe_serialization=True)
     SegformerImageProcessor(size={"height": 128, "width": 128}).save_pretrained(str(folder))
     return folder
+
+
+# ------------------------------------------------------------------------------------------ Phantom-Wan-14B files
+# Phantom-Wan-14B's shape ratios at toy size: FFN = 2.7 × dim (13824 / 5120), heads 128 wide as in every Wan2.1,
+# 5 heads (dim 640 is the smallest multiple of 128 whose 2.7× is whole), 4096→64 text width, 256→32 frequencies.
+TINY_DIT_14B_RATIO = dict(TINY_DIT, num_attention_heads=5, ffn_dim=1728, num_layers=2, text_dim=64)
+DIT_FORMATS = ("bf16", "fp16", "fp8_e4m3fn", "fp8_e4m3fn_scaled")
+
+
+def tiny_transformer_14b_ratio(seed: int = 5):
+    """A 14B-ratio DiT whose weights are exactly bf16 values (so the bf16 file is lossless), in float32."""
+    from diffusers import WanTransformer3DModel
+
+    model = WanTransformer3DModel(**TINY_DIT_14B_RATIO)
+    _randomise(model, seed, std=0.05)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+    return model.eval()
+
+
+def _fp8_target(key: str, v: torch.Tensor) -> bool:
+    """The tensors ComfyUI's fp8 Wan files store in fp8: 2-D weights of the blocks' attention and FFN layers."""
+    return (key.startswith("blocks.") and key.endswith(".weight") and v.ndim == 2
+            and any(p in key for p in ("self_attn.", "cross_attn.", ".ffn.")))
+
+
+def dit_file_tensors(transformer, fmt: str, prefix: str = "") -> dict:
+    """Original-key tensors of ``transformer`` as a file of format ``fmt`` stores them (see :data:`DIT_FORMATS`).
+
+    ``fp8_e4m3fn``: block Linear weights cast to float8 (no scale); ``fp8_e4m3fn_scaled``: divided by a per-tensor
+    scale amax/448 first, the scale stored as ``<layer>.scale_weight`` (float32 scalar) beside a ``scaled_fp8`` marker,
+    as ComfyUI writes them. Norms, biases, modulation and embeddings stay in float (bf16; norms float32)."""
+    from ..memory.fp8 import FP8_DTYPE, quantize_fp8
+
+    sd = original_dit_state_dict(transformer)
+    out = {}
+    for k, v in sd.items():
+        v = v.float()
+        if fmt == "fp16":
+            out[k] = v.half()
+        elif fmt == "bf16" or not _fp8_target(k, v):
+            out[k] = v.float() if (".norm" in k and v.ndim == 1) else v.to(torch.bfloat16)
+        elif fmt == "fp8_e4m3fn":
+            out[k] = v.clamp(-448, 448).to(FP8_DTYPE)
+        else:
+            q, s = quantize_fp8(v, per_row=False)
+            out[k] = q
+            out[k[: -len("weight")] + "scale_weight"] = s.reshape(()).float()
+    if fmt == "fp8_e4m3fn_scaled":
+        out["scaled_fp8"] = torch.empty(2, dtype=FP8_DTYPE)
+    return {prefix + k: v.contiguous() for k, v in out.items()}
+
+
+def write_dit_formats(folder: Path, transformer=None, prefix: str = "model.diffusion_model.") -> dict[str, Path]:
+    """ComfyUI single files ``Phantom-Wan-14B_<fmt>.safetensors`` of one tiny 14B-ratio DiT, one per format."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    transformer = transformer if transformer is not None else tiny_transformer_14b_ratio()
+    out = {}
+    for fmt in DIT_FORMATS:
+        path = folder / f"Phantom-Wan-14B_{fmt}.safetensors"
+        save_file(dit_file_tensors(transformer, fmt, prefix), str(path))
+        out[fmt] = path
+    return out
+
+
+def write_phantom14b_shards(folder: Path, transformer=None, shards: int = 3) -> Path:
+    """The official layout: ``Phantom_Wan_14B-0000N-of-0000M.safetensors`` (original Wan keys, bf16, no prefix) and
+    ``Phantom_Wan_14B.safetensors.index.json`` (``weight_map``: key → shard). Returns the index path."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    transformer = transformer if transformer is not None else tiny_transformer_14b_ratio()
+    sd = {k: v.to(torch.bfloat16).contiguous() for k, v in original_dit_state_dict(transformer).items()}
+    keys = sorted(sd)
+    per = -(-len(keys) // shards)
+    weight_map, total = {}, 0
+    for i in range(shards):
+        name = f"Phantom_Wan_14B-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: sd[k] for k in keys[i * per:(i + 1) * per]}
+        save_file(part, str(folder / name))
+        weight_map.update({k: name for k in part})
+        total += sum(v.numel() * v.element_size() for v in part.values())
+    index = folder / "Phantom_Wan_14B.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
+    return index

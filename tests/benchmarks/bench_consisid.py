@@ -92,6 +92,8 @@ FULL_CONSISID = BenchConfig("consisid-full", _consisid_tf(48, 64, 42, (60, 90), 
 WAN_1_3B = dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
                 out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
                 qk_norm="rms_norm_across_heads", eps=1e-6)
+# Wan2.1-T2V-14B / Phantom-Wan-14B: dim 5120 (40×128), FFN 13824, 40 layers (Phantom configs/wan_s2v_14B.py).
+WAN_14B = {**WAN_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
 
 
 @dataclass
@@ -255,7 +257,9 @@ def run_diffusers(cfg: BenchConfig, model, inp: Inputs, steps: int, seed: int = 
 
 
 def run_ours(cfg: BenchConfig, model, inp: Inputs, steps: int, threshold: float = 0.0, seed: int = 7,
-             memory_mode: str | None = None) -> RunResult:
+             memory_mode=None) -> RunResult:
+    """``memory_mode``: None (all on the device), a mode name (planned for this device's free memory) or a ready
+    :class:`~idvideo_core.memory.MemoryPlan` (e.g. planned for a simulated 12 GB card)."""
     import contextlib
 
     from idvideo_core.backbones.consisid.generate import (
@@ -272,9 +276,14 @@ def run_ours(cfg: BenchConfig, model, inp: Inputs, steps: int, threshold: float 
     settings = ConsisIDSettings(width=w, height=h, num_frames=f, steps=steps, cfg=6.0, seed=seed)
     use = contextlib.nullcontext()
     if memory_mode is not None:
-        from idvideo_core.memory import plan_and_manage
+        from idvideo_core.memory import ModelManager, MemoryPlan, plan_and_manage
 
-        model.memory = plan_and_manage({"transformer": (model.transformer, "transformer_blocks")}, memory_mode, dev)
+        if isinstance(memory_mode, MemoryPlan):
+            model.memory = ModelManager(memory_mode)
+            model.memory.add("transformer", model.transformer, blocks="transformer_blocks")
+        else:
+            model.memory = plan_and_manage({"transformer": (model.transformer, "transformer_blocks")}, memory_mode,
+                                           dev)
         use = model.memory.use("transformer")
     _reset_peak_rss()
     _device_peak_reset(dev)

@@ -25,7 +25,7 @@ GIB = 1024 ** 3
 CUDA = torch.device("cuda")
 BF16 = dict(device=CUDA, dtype=torch.bfloat16)
 
-from .bench_consisid import FULL_CONSISID, WAN_1_3B  # noqa: E402  the benchmark's full-size configs
+from .bench_consisid import FULL_CONSISID, WAN_1_3B, WAN_14B  # noqa: E402  the benchmark's full-size configs
 
 CONSISID_FULL = FULL_CONSISID.transformer
 
@@ -40,16 +40,40 @@ def _flash(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, sc
 @contextlib.contextmanager
 def fake_cuda():
     """Fake tensors on a fake CUDA device, SDPA as the flash kernel; raises RuntimeError where that is impossible."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
+
+    from idvideo_core.backbones.wan import transformer as wan_tf
+
+    positions, rotary = wan_tf.token_positions, wan_tf.rotary_at
+
+    def real_positions(grid, mode):       # integer RoPE indices are data, not activations: computed for real
+        with unset_fake_temporarily():
+            return positions(grid, mode)
+
+    def fake_rotary(rope_module, pos, device=None):
+        """``rotary_at`` with its range check on the real indices (a fake tensor has no values to compare); the
+        gather itself runs on the fake tables like the real one."""
+        with unset_fake_temporarily():
+            too_far = int(pos.max()) >= rope_module.freqs_cos.shape[0]
+        if too_far:
+            with unset_fake_temporarily():
+                return rotary(rope_module, pos, device)           # raises the pack's own error
+        split = [rope_module.t_dim, rope_module.h_dim, rope_module.w_dim]
+        idx = pos.to(rope_module.freqs_cos.device)
+        cos = torch.cat([c[idx[:, a]] for a, c in enumerate(rope_module.freqs_cos.split(split, dim=1))], dim=-1)
+        sin = torch.cat([c[idx[:, a]] for a, c in enumerate(rope_module.freqs_sin.split(split, dim=1))], dim=-1)
+        return cos[None, :, None, :].to(device), sin[None, :, None, :].to(device)
 
     saved = F.scaled_dot_product_attention
     F.scaled_dot_product_attention = _flash
+    wan_tf.token_positions, wan_tf.rotary_at = real_positions, fake_rotary
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):
             torch.empty(1, device=CUDA)
             yield
     finally:
         F.scaled_dot_product_attention = saved
+        wan_tf.token_positions, wan_tf.rotary_at = positions, rotary
         torch.set_default_dtype(torch.float32)
 
 
@@ -69,12 +93,12 @@ def build_consisid():
     return build(ConsisIDTransformer3DModel, **CONSISID_FULL)
 
 
-def build_wan():
+def build_wan(config: dict = WAN_1_3B):
     from diffusers import WanTransformer3DModel
 
     from idvideo_core.backbones.wan.transformer import WanDiT
 
-    return WanDiT(build(WanTransformer3DModel, **WAN_1_3B))
+    return WanDiT(build(WanTransformer3DModel, **config))
 
 
 def consisid_step(tf, latent_frames: int = 13):
@@ -100,12 +124,17 @@ def consisid_step(tf, latent_frames: int = 13):
     return (lambda: ad.forward(x, t)), (tf, x, ad.text, ad.image_latents, ad.face_emb)
 
 
-def wan_step(dit, latent_frames: int = 21, h: int = 60, w: int = 104):
-    """(forward closure, tensors to track) for one batched-CFG Wan step (stock, no references)."""
-    x = torch.zeros(2, 16, latent_frames, h, w, **BF16)
-    ctx = torch.zeros(2, 512, 4096, **BF16)
-    t = torch.full((2,), 500.0, device=CUDA)
-    return (lambda: dit(x, t, ctx)), (dit, x, ctx)
+def wan_step(dit, latent_frames: int = 21, h: int = 60, w: int = 104, refs: int = 0, batch: int = 2,
+             mode: str = "phantom"):
+    """(forward closure, tensors to track) for one Wan step: ``batch`` CFG branches, ``refs`` reference frames
+    appended (Phantom's +K frames; 0 = stock)."""
+    x = torch.zeros(batch, 16, latent_frames, h, w, **BF16)
+    ctx = torch.zeros(batch, 512, dit.config.text_dim, **BF16)
+    t = torch.full((batch,), 500.0, device=CUDA)
+    if not refs:
+        return (lambda: dit(x, t, ctx)), (dit, x, ctx)
+    r = torch.zeros(batch, 16, refs, h, w, **BF16)
+    return (lambda: dit(x, t, ctx, r, mode)), (dit, x, ctx, r)
 
 
 def activation_peak(fn, tracked) -> int:
@@ -177,7 +206,33 @@ def main() -> dict:
         for frames, h, w, label in ((11, 60, 104, "41x480x832"), (21, 30, 52, "81x240x416")):
             peak = activation_peak(*wan_step(dit, frames, h, w))
             print(f"  {label} ({frames * h * w // 4} tokens per branch): activations {peak / GIB:.2f} GiB")
+        out["phantom14b"] = trace_phantom_14b()
     return out
+
+
+def trace_phantom_14b() -> list[dict]:
+    """Phantom-Wan-14B (40 × 5120, FFN 13824) with K reference frames: traced activation peak, the planner's estimate
+    and FLOPs per forward, for the three CFG branches batched and for one branch (the 12 GB plan runs them one at a
+    time). Call inside :func:`fake_cuda`."""
+    from idvideo_core.memory.estimate import Workload
+
+    dit = build_wan(WAN_14B)
+    rows = []
+    for label, frames, refs, batch in (("81 frames, no refs, 2 branches (T2V)", 21, 0, 2),
+                                       ("81 frames + 4 refs, 3 branches", 21, 4, 3),
+                                       ("81 frames + 4 refs, 1 branch", 21, 4, 1),
+                                       ("81 frames + 1 ref, 1 branch", 21, 1, 1),
+                                       ("121 frames + 4 refs, 1 branch", 31, 4, 1)):
+        fn, tracked = wan_step(dit, frames, 60, 104, refs=refs, batch=batch)
+        peak = activation_peak(fn, tracked)
+        est = Workload(batch, (frames + refs) * 30 * 52, 5120, 13824, 2).activation_bytes
+        f = flops(fn)
+        rows.append(dict(label=label, peak=peak, estimate=est, flops=f["total"],
+                         attention=f.get("aten._scaled_dot_product_flash_attention", 0.0)))
+        print(f"Phantom-14B 832x480, {label}: activations {peak / GIB:.2f} GiB traced, {est / GIB:.2f} GiB "
+              f"estimated ({est / peak:.3f}×); {f['total'] / 1e12:.0f} TFLOP per forward (attention "
+              f"{rows[-1]['attention'] / 1e12:.0f})")
+    return rows
 
 
 if __name__ == "__main__":

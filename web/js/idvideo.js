@@ -9,6 +9,8 @@
 // * Warnings on the node (issue 14): every warning the pack logs while a node runs arrives as an `idvideo.warnings`
 //   server message {node, warnings} (and in `ui.idv_warnings` of nodes that return a ui). The node shows them in a
 //   yellow box until it runs again; a cached node keeps the warnings of the run that made its output.
+// * IDVideo Identity Score: the core frontend draws its plot (`ui.images`); this extension puts the headline
+//   scores (and, for several videos, which one was best) in the node title.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
@@ -229,6 +231,19 @@ app.registerExtension({
           this.__idvVideoSrc = undefined;
         }
         return onDrawForeground?.apply(this, arguments);
+      };
+    }
+    if (nodeData?.name === "IDVIdentityScore") {
+      const onExecuted = nodeType.prototype.onExecuted;
+      nodeType.prototype.onExecuted = function (message) {
+        const result = onExecuted?.apply(this, arguments);
+        const s = message?.idv_score?.[0];
+        if (s && typeof s.title === "string") {
+          const base = this.__idvBaseTitle ?? (this.__idvBaseTitle = this.title);
+          this.title = `${base} (${s.title})`;
+          this.setDirtyCanvas?.(true, true);
+        }
+        return result;
       };
     }
     if (nodeData?.name === "IDVFaceLoader") {

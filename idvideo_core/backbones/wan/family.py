@@ -48,13 +48,15 @@ def make_workload(method: WanMethod, default_refs: int):
             return None
         refs = default_refs if references is None else int(references)
         tokens = ((num_frames - 1) // 4 + 1 + refs) // pt * (height // 8 // ph) * (width // 8 // pw)
-        return Workload(n_branches, tokens, dim, ffn, dtype_bytes)
+        # the loader may plan the branches one after the other (memory/storage.py): then one branch per forward
+        batch = n_branches if getattr(transformer, "batch_branches", True) else 1
+        return Workload(batch, tokens, dim, ffn, dtype_bytes)
 
     return workload
 
 
 def wan_spec(family: str, label: str, method: WanMethod, published: str, default_refs: int,
-             defaults: ClipDefaults = WAN_1_3B_CLIP, description: str = "") -> BackboneSpec:
+             defaults: ClipDefaults = WAN_1_3B_CLIP, description: str = "", planned_clip=None) -> BackboneSpec:
     from .runtime import method_generate
 
     return BackboneSpec(
@@ -63,4 +65,4 @@ def wan_spec(family: str, label: str, method: WanMethod, published: str, default
         generate=method_generate(method), encode_prompt=encode_prompt, workload=make_workload(method, default_refs),
         set_attention=set_attention, cache_rule=cache_rule, published=published, latent_rgb=WAN21,
         max_references=method.max_references, trained_references=method.trained_references,
-        description=description)
+        planned_clip=planned_clip, description=description)

@@ -11,7 +11,7 @@ with a clear error before the weights are read. Families are told apart by their
 * ``wan_vae``, ``umt5``: other Wan components that sit in the same folders;
 * ``unknown``: anything else (or a file that cannot be read: the loader reports the damage when it is chosen).
 
-Safetensors headers are read directly; pickles (``.pt`` / ``.pth``) are opened with ``torch.load(mmap=True,
+Safetensors headers are read directly (all shards' headers for one shard of a sharded checkpoint); pickles (``.pt`` / ``.pth``) are opened with ``torch.load(mmap=True,
 weights_only=True)``, which maps the tensors without reading them. Results are cached per (path, size, mtime).
 """
 from __future__ import annotations
@@ -34,8 +34,13 @@ _LOCK = threading.Lock()
 
 
 def _keys(path: Path) -> list[str]:
-    from ...safeload import weight_keys
+    """Every tensor name of the checkpoint ``path`` belongs to: one shard of a sharded checkpoint stands for all."""
+    from ...safeload import safetensors_keys, weight_keys
+    from .loading import shard_files
 
+    shards = shard_files(path) if path.suffix == ".safetensors" else None
+    if shards:
+        return [k for shard in shards for k in safetensors_keys(shard)]
     return weight_keys(path)
 
 

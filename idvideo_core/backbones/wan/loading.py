@@ -7,13 +7,26 @@ Layouts:
   Wan VAE (``wan_2.1_vae.safetensors``), UMT5 in HF T5 names carrying its sentencepiece model as ``spiece_model``.
 * DiT overrides: Concat-ID-Wan ``first_stage.pt`` / ``second_stage_adaln.pt`` and ``Phantom-Wan-1.3B.pth``
   (pickles, loaded ``weights_only``), or any of them converted to safetensors (original or diffusers names).
+* Phantom-Wan-14B as published: ``Phantom_Wan_14B-0000N-of-00006.safetensors`` + ``Phantom_Wan_14B.safetensors
+  .index.json`` (original Wan keys, no prefix; the official ``subject2video.py`` reads the index's ``weight_map``),
+  given as the index, the folder or any shard.
+* The DiT files creators have: bf16, fp16, ``fp8_e4m3fn`` (block weights stored fp8, no scales) and "fp8 scaled"
+  (``<layer>.scale_weight`` float32 per tensor, optional ``<layer>.scale_input``, a ``scaled_fp8`` marker tensor —
+  ComfyUI's convention: weight = fp8 · scale_weight).
 
-Single files carry no config, so it is inferred from tensor shapes; the head size is 128 in every Wan2.1 model.
+DiT weights stream: the model is built on the meta device from the config inferred from the tensor shapes (the head
+size is 128 in every Wan2.1 model; dim, heads, layers, FFN, channels and text width are read from the tensors, never
+from names), then each tensor is read from its file (safetensors ``safe_open``), converted and assigned before the
+next is read, so memory never holds a second full copy of the model. fp8 weights stay fp8 where asked
+(:class:`~idvideo_core.memory.fp8.Fp8Linear`), else are dequantised one tensor at a time.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -61,68 +74,421 @@ def infer_transformer_config(sd: dict) -> dict:
     return cfg
 
 
-def _cast(sd: dict, dtype) -> dict:
-    return {k: (v.float() if any(p in k.split(".") for p in _FP32_PARTS) else v.to(dtype))
-            if v.is_floating_point() else v for k, v in sd.items()}
+# ------------------------------------------------------------------------------------- streamed tensor sources
+FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
+              "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+_SHARD_RE = re.compile(r"^(?P<base>.+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.safetensors$")
 
 
-def dit_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict") -> WanDiT:
-    """A :class:`WanDiT` from a state dict in original or diffusers names, with or without Concat-ID extras."""
+class _Shape:
+    """Stands in for a tensor where only the shape is read (config inference from headers)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = torch.Size(shape), dtype
+
+
+class TensorSource:
+    """The tensors of one checkpoint, read one at a time: a single safetensors file, the shards of an index
+    (``Phantom_Wan_14B.safetensors.index.json`` + ``Phantom_Wan_14B-0000N-of-00006.safetensors``), or an in-memory
+    state dict (pickles). Names, shapes and dtypes come from the headers; no tensor is read until :meth:`get`."""
+
+    def __init__(self, headers: dict[str, _Shape], where: dict[str, Path] | None = None,
+                 memory: dict | None = None, label: str | Path = "state dict"):
+        self.headers, self.where, self.memory, self.label = headers, where or {}, memory, label
+        self._handles: dict[Path, object] = {}
+
+    @classmethod
+    def from_state_dict(cls, sd: dict, label: str | Path = "state dict") -> "TensorSource":
+        heads = {k: _Shape(v.shape, v.dtype) for k, v in sd.items() if isinstance(v, torch.Tensor)}
+        return cls(heads, memory=sd, label=label)
+
+    @classmethod
+    def from_files(cls, files: list[Path], label: str | Path) -> "TensorSource":
+        heads, where = {}, {}
+        for f in files:
+            for k, (shape, dtype) in _safetensors_header(f).items():
+                heads[k], where[k] = _Shape(shape, dtype), f
+        return cls(heads, where, label=label)
+
+    def keys(self):
+        return self.headers.keys()
+
+    def get(self, key: str) -> torch.Tensor:
+        if self.memory is not None:
+            return self.memory[key]
+        f = self.where[key]
+        h = self._handles.get(f)
+        if h is None:
+            from safetensors import safe_open
+
+            try:
+                h = self._handles[f] = safe_open(str(f), framework="pt", device="cpu")
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise CorruptFileError(f, f"{type(exc).__name__}: {exc}", PUBLISHED_WAN) from exc
+        try:
+            return h.get_tensor(key)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise CorruptFileError(f, f"reading '{key}' failed ({exc})", PUBLISHED_WAN) from exc
+
+    def close(self) -> None:
+        self._handles.clear()
+
+
+def _safetensors_header(path: Path) -> dict[str, tuple[tuple, torch.dtype]]:
+    from ...safeload import check_safetensors_file
+
+    check_safetensors_file(path, PUBLISHED_WAN)            # a truncated shard fails here, naming the file
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        dt = _ST_DTYPES.get(v.get("dtype"))
+        if dt is None:
+            raise CorruptFileError(path, f"tensor '{k}' has the unsupported dtype {v.get('dtype')}", PUBLISHED_WAN)
+        out[k] = (tuple(v["shape"]), dt)
+    return out
+
+
+def shard_files(path: Path) -> Optional[list[Path]]:
+    """The shard list when ``path`` is an index, a folder holding one index, or one shard of a sharded checkpoint
+    (the index beside it is used, else the sibling shards ``<base>-0000N-of-0000M``); None for a plain file."""
+    index = None
+    if path.is_dir():
+        found = sorted(path.glob("*.safetensors.index.json"))
+        if len(found) > 1:
+            raise WrongModelError(f"{path} holds several checkpoint indexes: {', '.join(f.name for f in found)}.",
+                                  "Pick the index file (or one shard) of the checkpoint you mean.")
+        index = found[0] if found else None
+        if index is None:
+            return None
+    elif path.name.endswith(".safetensors.index.json"):
+        index = path
+    else:
+        m = _SHARD_RE.match(path.name)
+        if not m:
+            return None
+        beside = path.with_name(m["base"] + ".safetensors.index.json")
+        if beside.is_file():
+            index = beside
+        else:
+            n = int(m["n"])
+            shards = [path.with_name(f"{m['base']}-{i:05d}-of-{n:05d}.safetensors") for i in range(1, n + 1)]
+            missing = [s for s in shards if not s.is_file()]
+            if missing:
+                raise MissingModelError(f"{len(missing)} shard(s) of {m['base']}", missing, paths.PUBLISHED["phantom"])
+            return shards
+    data = read_json(index)
+    names = sorted(set((data.get("weight_map") or {}).values()))
+    if not names:
+        raise CorruptFileError(index, "its weight_map lists no shards", paths.PUBLISHED["phantom"])
+    shards = [index.parent / n for n in names]
+    missing = [s for s in shards if not s.is_file()]
+    if missing:
+        raise MissingModelError(f"{len(missing)} shard(s) listed in {index.name}", missing,
+                                paths.PUBLISHED["phantom"])
+    return shards
+
+
+def open_dit_source(path: str | Path) -> TensorSource:
+    """A :class:`TensorSource` for a DiT checkpoint file, shard, index, or folder with an index."""
+    path = Path(path)
+    shards = shard_files(path)
+    if shards is not None:
+        return TensorSource.from_files(shards, path)
+    if not path.is_file():
+        raise MissingModelError(f"the Wan DiT file {path.name}", [path], PUBLISHED_WAN)
+    if path.suffix == ".safetensors":
+        return TensorSource.from_files([path], path)
+    return TensorSource.from_state_dict(load_weights(path, published=PUBLISHED_WAN), path)
+
+
+# ------------------------------------------------------------------------------------- fp8 files and storage
+WEIGHT_STORAGES = ("default", "fp8_e4m3", "auto")
+_MARKERS = ("scaled_fp8",)                      # ComfyUI: a marker tensor in "fp8 scaled" files
+
+
+@dataclass
+class DitLoadReport:
+    """What the streamed loader found and did (printed with the memory plan)."""
+
+    source: str
+    file_format: str = "bf16"                  # bf16 | fp16 | fp32 | fp8_e4m3fn | fp8_e4m3fn_scaled | mixed
+    storage: str = "default"
+    config: dict = field(default_factory=dict)
+    fp8_layers: int = 0                        # Linear layers kept in fp8
+    upcast: int = 0                            # fp8 tensors upcast once at load (norms, embeddings, head…)
+    quantised: int = 0                         # float Linear weights quantised to fp8 at load
+    input_scales: int = 0
+    bytes_loaded: int = 0
+    peak_tensor_bytes: int = 0                 # the largest single tensor read (the transient cost of streaming)
+    plan: str = ""
+
+    def describe(self) -> str:
+        c = self.config
+        head = (f"IDVideo Wan DiT: {self.source} — file {self.file_format}, {c.get('num_layers')} layers × "
+                f"{c.get('num_attention_heads', 0) * c.get('attention_head_dim', 0)} dim, FFN {c.get('ffn_dim')}, "
+                f"in {c.get('in_channels')} / out {c.get('out_channels')} channels, text {c.get('text_dim')}")
+        lines = [head, f"  stored as {self.storage}: {self.fp8_layers} Linear layers in fp8 "
+                       f"({self.quantised} quantised at load), {self.upcast} fp8 tensors upcast, "
+                       f"{self.bytes_loaded / 2**30:.2f} GiB in memory; largest single tensor read "
+                       f"{self.peak_tensor_bytes / 2**20:.1f} MiB"]
+        if self.plan:
+            lines.append(self.plan)
+        return "\n".join(lines)
+
+
+def _classify(src: TensorSource, source) -> tuple[dict[str, str], dict[str, str], dict[str, str], str, bool]:
+    """(diffusers name → file key, weight name → scale_weight key, weight name → scale_input key, format, scaled)."""
+    keys = [k for k in src.keys() if k.rsplit(".", 1)[-1] not in _MARKERS]
+    scaled = len(keys) != len(src.keys())
+    plain = [k for k in keys if not (k.endswith(".scale_weight") or k.endswith(".scale_input"))]
+    fmt = K.detect_transformer_format(plain)
+    if fmt == "unknown":
+        raise WrongModelError(f"{source} is not a Wan2.1 diffusion model (no Wan block keys found).",
+                              "Pick a Wan2.1 / Concat-ID-Wan / Phantom-Wan DiT file.")
+    pre, _ = K.strip_prefix(plain)
+    conv = K.original_to_diffusers_key if fmt == "original" else (lambda k: k)
+    names, unknown = {}, []
+    for k in plain:
+        d = conv(k[len(pre):]) if k.startswith(pre) else None
+        if d is None:
+            unknown.append(k)
+        else:
+            names[d] = k
+    if unknown:
+        raise WrongModelError(f"{source} has keys IDVideo does not know for a Wan2.1 DiT: {unknown[:5]}",
+                              "Pick a Wan2.1 T2V / Concat-ID-Wan / Phantom-Wan checkpoint.")
+    by_file = {v: k for k, v in names.items()}
+    scales, inputs = {}, {}
+    for k in keys:
+        for suffix, table in ((".scale_weight", scales), (".scale_input", inputs)):
+            if k.endswith(suffix):
+                w = by_file.get(k[: -len(suffix)] + ".weight")
+                if w is None:
+                    raise WrongModelError(f"{source} has a scale '{k}' for a weight it does not hold.",
+                                          "The fp8 file is incomplete or not a Wan2.1 DiT; download it again.")
+                table[w] = k
+    by_dtype: dict = {}
+    for k in names.values():
+        h = src.headers[k]
+        if h.dtype.is_floating_point:
+            by_dtype[h.dtype] = by_dtype.get(h.dtype, 0) + math.prod(h.shape)
+    if set(by_dtype) & set(FP8_DTYPES):
+        fmt_name = "fp8_e4m3fn_scaled" if (scales or scaled) else "fp8_e4m3fn"
+    else:                                   # the dtype holding most values (norms are often kept in fp32)
+        main = max(by_dtype, key=by_dtype.get) if by_dtype else torch.float32
+        fmt_name = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}.get(main, "mixed")
+    return names, scales, inputs, fmt_name, scaled
+
+
+def _linear_owners(model) -> dict[str, str]:
+    """Weight/bias parameter name → qualified name of its ``nn.Linear``."""
+    out = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear):
+            out[f"{name}.weight"] = name
+            out[f"{name}.bias"] = name
+    return out
+
+
+def _set(model, name: str, value: torch.Tensor) -> None:
+    mod_name, _, attr = name.rpartition(".")
+    mod = model.get_submodule(mod_name) if mod_name else model
+    if attr in mod._parameters:
+        mod._parameters[attr] = torch.nn.Parameter(value, requires_grad=False)
+    else:
+        mod._buffers[attr] = value
+
+
+def dit_sizes(shapes: dict, storage: str, dtype=torch.bfloat16):
+    """:class:`~idvideo_core.memory.modes.ModelSizes` of a DiT from its tensor shapes (diffusers names), stored in
+    ``dtype`` or with the fp8-eligible Linear weights at 1 byte (+ a per-row float32 scale): what the planner needs
+    before a single weight is read."""
+    from ...memory.fp8 import keeps_fp8
+    from ...memory.modes import ModelSizes
+
+    el = torch.empty((), dtype=dtype).element_size()
+    total, blocks = 0, {}
+    for name, t in shapes.items():
+        n = math.prod(t.shape)
+        parts = name.split(".")
+        fp32 = any(p in parts for p in _FP32_PARTS)
+        if storage == "fp8_e4m3" and name.endswith(".weight") and len(t.shape) == 2 and keeps_fp8(name[:-7]) \
+                and not fp32:
+            b = n + 4 * int(t.shape[0])
+        else:
+            b = n * (4 if fp32 else el)
+        total += b
+        if parts[0] == "blocks":
+            blocks[parts[1]] = blocks.get(parts[1], 0) + b
+    return ModelSizes(transformer=total, num_blocks=len(blocks), block_bytes=max(blocks.values(), default=0))
+
+
+def read_dit_header(path: str | Path) -> tuple[TensorSource, dict, dict]:
+    """(source, diffusers name → shape stand-in, inferred config) without reading a weight."""
+    src = open_dit_source(path)
+    names, _, _, _, _ = _classify(src, path)
+    shapes = {d: src.headers[k] for d, k in names.items()}
+    base, _ = K.split_concatid_extras(shapes)
+    return src, shapes, infer_transformer_config(base)
+
+
+def dit_from_source(src: TensorSource, dtype=torch.float32, storage: str = "default",
+                    source: str | Path = "state dict", report: Optional[DitLoadReport] = None) -> WanDiT:
+    """Build the DiT on the meta device and fill it tensor by tensor from ``src``.
+
+    Each tensor is read, converted and placed before the next is read: memory holds the finished model plus one
+    tensor, never a second full copy. ``storage="fp8_e4m3"`` keeps the block Linear weights in fp8 (fp8 files: as
+    stored, with their ``scale_weight``; float files: quantised per row as they stream); other fp8 tensors (norms,
+    embeddings, head, which ComfyUI files usually keep in float anyway) are upcast. ``storage="default"``
+    dequantises fp8 weights (``w·scale_weight``) one tensor at a time into ``dtype``."""
     from diffusers import WanTransformer3DModel
     from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
+    from ...memory.fp8 import Fp8Linear, keeps_fp8
     from ..detect import family_from_keys
 
-    other = family_from_keys(sd.keys())
+    if storage not in ("default", "fp8_e4m3"):
+        raise WrongModelError(f"Unknown weight storage '{storage}'.", "Use 'default' or 'fp8_e4m3'.")
+    other = family_from_keys(src.keys())
     if other in ("consisid", "cogvideox"):
         raise WrongModelError(f"{source} is a {'ConsisID' if other == 'consisid' else 'CogVideoX'} checkpoint "
                               "(detected from its keys), not a Wan2.1 DiT.",
                               "Load ConsisID models with 'IDVideo ConsisID Model Loader' (the whole diffusers "
                               "folder under models/consisid); pick a Wan2.1 / Concat-ID / Phantom DiT here.")
-    fmt = K.detect_transformer_format(sd.keys())
-    if fmt == "unknown":
-        raise WrongModelError(f"{source} is not a Wan2.1 diffusion model (no Wan block keys found).",
-                              "Pick a Wan2.1 / Concat-ID-Wan / Phantom-Wan DiT file.")
-    try:
-        if fmt == "original":
-            dsd = K.original_to_diffusers(sd)
-        else:
-            _, strip = K.strip_prefix(sd.keys())
-            dsd = {s: sd[o] for s, o in strip.items()}
-    except K.UnknownKeysError as exc:
-        raise WrongModelError(f"{source} has keys IDVideo does not know for a Wan2.1 DiT: {exc.keys[:5]}",
-                              "Pick a Wan2.1 T2V / Concat-ID-Wan / Phantom-Wan checkpoint.") from exc
-    base_sd, extra_sd = K.split_concatid_extras(dsd)
-    cfg = infer_transformer_config(base_sd)
+    names, scales, inputs, fmt, _ = _classify(src, source)
+    shapes = {d: src.headers[k] for d, k in names.items()}
+    base_shapes, extra_shapes = K.split_concatid_extras(shapes)
+    cfg = infer_transformer_config(base_shapes)
+    rep = report if report is not None else DitLoadReport(str(source))
+    rep.file_format, rep.storage, rep.config, rep.input_scales = fmt, storage, dict(cfg), len(inputs)
     with torch.device("meta"):
         model = WanTransformer3DModel(**cfg)
-    try:
-        model.load_state_dict(_cast(base_sd, dtype), strict=True, assign=True)
-    except RuntimeError as exc:
-        raise CorruptFileError(source, f"the weights do not fit a Wan2.1 DiT: {str(exc)[:400]}") from exc
+        adaln = None
+        if extra_shapes:
+            adaln = ConcatIdAdaLN(cfg["num_attention_heads"] * cfg["attention_head_dim"], cfg["num_layers"])
+    owners = _linear_owners(model)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want.update({k: tuple(v.shape) for k, v in (adaln.state_dict().items() if adaln else ())})
+    bad = [f"{n} {tuple(shapes[n].shape)} (expected {want[n]})" for n in names
+           if n in want and tuple(shapes[n].shape) != want[n]]
+    extra = [names[n] for n in names if n not in want]
+    if bad or extra:
+        raise CorruptFileError(source, "the weights do not fit a Wan2.1 DiT: "
+                               + (f"shape mismatch {bad[:3]}" if bad else f"unexpected keys {extra[:5]}"),
+                               PUBLISHED_WAN)
+    expected = set(model.state_dict()) | ({f"__adaln__.{k}" for k in adaln.state_dict()} if adaln else set())
+    pending_bias: dict[str, torch.Tensor] = {}
+    fp8_layers: dict[str, Fp8Linear] = {}
+    seen = set()
+
+    def target_dtype(name: str):
+        return torch.float32 if any(p in name.split(".") for p in _FP32_PARTS) else dtype
+
+    def scale_of(name: str):
+        k = scales.get(name)
+        return None if k is None else src.get(k).float()
+
+    # weights before biases, so that a quantised layer exists when its bias arrives
+    order = sorted(names, key=lambda n: (n.endswith(".bias"), n))
+    for name in order:
+        t = src.get(names[name])
+        rep.peak_tensor_bytes = max(rep.peak_tensor_bytes, t.numel() * t.element_size())
+        is_extra = name in extra_shapes
+        owner = None if is_extra else owners.get(name)
+        fp8_here = (storage == "fp8_e4m3" and owner is not None and keeps_fp8(owner)
+                    and target_dtype(name) is dtype)
+        if fp8_here and name.endswith(".weight"):
+            s = scale_of(name)
+            if t.dtype not in FP8_DTYPES:
+                rep.quantised += 1
+            elif t.dtype != torch.float8_e4m3fn:        # e5m2: re-store as e4m3 through float32, one tensor
+                t, s = t.float() * (1.0 if s is None else s), None
+                rep.quantised += 1
+            bias = pending_bias.pop(owner, None)
+            in_scale = src.get(inputs[name]) if name in inputs else None
+            layer = Fp8Linear.from_fp8(t, s, None, in_scale)
+            fp8_layers[owner] = layer
+            parent, _, attr = owner.rpartition(".")
+            (model.get_submodule(parent) if parent else model)._modules[attr] = layer
+            if bias is not None:
+                layer.bias = torch.nn.Parameter(bias, requires_grad=False)
+        else:
+            if t.dtype in FP8_DTYPES:
+                s = scale_of(name)
+                t = t.float() * s if s is not None else t.float()
+                rep.upcast += 1
+            t = t.to(target_dtype(name)) if t.is_floating_point() else t
+            if fp8_here:                                   # a bias of an fp8 layer
+                if owner in fp8_layers:
+                    fp8_layers[owner].bias = torch.nn.Parameter(t.to(dtype), requires_grad=False)
+                else:
+                    pending_bias[owner] = t.to(dtype)
+            elif is_extra:
+                _set(adaln, name, t)
+                name = f"__adaln__.{name}"
+            else:
+                _set(model, name, t)
+        seen.add(name)
+    src.close()
+    missing = sorted(expected - seen)
+    if missing:
+        raise CorruptFileError(source, f"the weights do not fit a Wan2.1 DiT: missing {missing[:5]}"
+                                       f"{' …' if len(missing) > 5 else ''}", PUBLISHED_WAN)
     model.rope = WanRotaryPosEmbed(cfg["attention_head_dim"], cfg["patch_size"], cfg["rope_max_seq_len"])
-    adaln = None
-    if extra_sd:
-        dim = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-        with torch.device("meta"):
-            adaln = ConcatIdAdaLN(dim, cfg["num_layers"])
-        try:
-            adaln.load_state_dict(_cast(extra_sd, dtype), strict=True, assign=True)
-        except RuntimeError as exc:
-            raise CorruptFileError(source, f"incomplete Concat-ID AdaLN extras: {str(exc)[:300]}") from exc
-    return WanDiT(model.eval(), adaln).eval().requires_grad_(False)
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise CorruptFileError(source, f"the weights do not fit a Wan2.1 DiT: {left[:5]} were not filled",
+                               PUBLISHED_WAN)
+    rep.fp8_layers = len(fp8_layers)
+    dit = WanDiT(model.eval(), adaln.eval() if adaln is not None else None).eval().requires_grad_(False)
+    rep.bytes_loaded = sum(t.numel() * t.element_size() for t in list(dit.parameters()) + list(dit.buffers()))
+    return dit
 
 
-def load_dit(path: str | Path, dtype=torch.float32) -> WanDiT:
-    """A Wan DiT from a single file (.safetensors/.pt/.pth, any key naming) or a diffusers ``transformer/`` folder."""
+def dit_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict",
+                        storage: str = "default") -> WanDiT:
+    """A :class:`WanDiT` from a state dict in original or diffusers names, with or without Concat-ID extras."""
+    return dit_from_source(TensorSource.from_state_dict(sd, source), dtype, storage, source)
+
+
+def load_dit(path: str | Path, dtype=torch.float32, storage: str = "default",
+             report: Optional[DitLoadReport] = None) -> WanDiT:
+    """A Wan DiT from a single file (.safetensors/.pt/.pth, any key naming, bf16/fp16/fp32/fp8/fp8-scaled), a
+    sharded checkpoint (index, folder or one shard) or a diffusers ``transformer/`` folder."""
     path = Path(path)
-    if path.is_dir():
+    src = streamable(path)
+    if src is None and path.is_dir():
         sub = path / "transformer" if (path / "transformer" / "config.json").is_file() else path
         return _dit_from_folder(sub, dtype)
-    if not path.is_file():
+    if not path.exists():
         raise MissingModelError(f"the Wan DiT file {path.name}", [path], PUBLISHED_WAN)
-    sd = load_weights(path, published=PUBLISHED_WAN)
-    return dit_from_state_dict(sd, dtype, path)
+    return dit_from_source(open_dit_source(src), dtype, storage, path, report)
+
+
+def streamable(path: str | Path) -> Optional[Path]:
+    """What :func:`open_dit_source` can stream for ``path``: the path itself (a file, a shard, an index, a folder
+    with an index) or, for a diffusers folder, its ``transformer/`` index or single ``*.safetensors``; None when only
+    ``from_pretrained`` can read it (e.g. ``.bin`` weights) or nothing is there."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        return None
+    if shard_files(path) is not None:
+        return path
+    sub = path / "transformer" if (path / "transformer").is_dir() else path
+    if sub != path and shard_files(sub) is not None:
+        return sub
+    single = sorted(sub.glob("*.safetensors"))
+    return single[0] if len(single) == 1 else None
 
 
 def _dit_from_folder(folder: Path, dtype) -> WanDiT:

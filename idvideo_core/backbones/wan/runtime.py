@@ -45,7 +45,9 @@ def prepare(model, text, method, *, width, height, num_frames, steps, cfg, seed,
         num_frames = snapped
     image_cfg = method.image_cfg if image_cfg is None else image_cfg
     adapter = WanAdapter(model, method, steps=steps, cfg_scale=cfg,
-                         image_cfg_scale=5.0 if image_cfg is None else image_cfg, text_cfg_scale=cfg)
+                         image_cfg_scale=5.0 if image_cfg is None else image_cfg, text_cfg_scale=cfg,
+                         # the loader's storage plan may run the CFG branches one at a time (memory/storage.py)
+                         batch_branches=getattr(model.transformer, "batch_branches", True))
     generator = torch.Generator("cpu").manual_seed(int(seed))
     state = adapter.prepare(text, references or None, width, height, num_frames, generator)
     return adapter, state
