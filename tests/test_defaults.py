@@ -138,3 +138,15 @@ def test_auto_provider_takes_the_best_available_and_says_so(available, best, mon
         assert onnx_session.resolve_providers("auto") == best
     said = [r.getMessage() for r in caplog.records if "provider auto" in r.getMessage()]
     assert len(said) == 1 and best[0].replace("ExecutionProvider", "") in said[0]
+
+
+def test_a_sharded_checkpoint_is_classified_from_all_its_shards(tmp_path, monkeypatch):
+    """Phantom-Wan-14B ships as shards + an index: every shard is listed as a Wan DiT (its keys are read from all
+    the shards' headers), none as unknown."""
+    from idvideo_core.backbones.wan import files
+    from idvideo_core.testing.tiny_wan import write_phantom14b_shards
+
+    index = write_phantom14b_shards(tmp_path / "models" / "diffusion_models", shards=3)
+    shards = sorted(index.parent.glob("Phantom_Wan_14B-*.safetensors"))
+    assert len(shards) == 3
+    assert [files.file_kind(s) for s in shards] == ["wan_dit"] * 3
