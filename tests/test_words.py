@@ -55,6 +55,10 @@ def _source_strings():
 
 
 def unknown_node_mentions(texts, display_names, class_names):
+    """Mentions of nodes that do not exist. Unquoted ``IDVideo X Y`` phrases count as node names when they end in a
+    node-kind word (Loader, Sampler, …: the last words of the registered names, plus Decoder/Encoder/Node), so log
+    headers such as "IDVideo Wan DiT:" are not node names."""
+    nouns = {d.split(" (")[0].split()[-1] for d in display_names} | {"Decoder", "Encoder", "Node"}
     bad = []
     for where, text in texts:
         for m in QUOTED.finditer(text):
@@ -65,6 +69,8 @@ def unknown_node_mentions(texts, display_names, class_names):
                 bad.append((where, mention))
         for m in UNQUOTED.finditer(text):
             phrase = "IDVideo " + m.group(1)
+            if not any(w in nouns for w in phrase.split()[1:]):
+                continue
             if not any(d.startswith(phrase) or phrase.startswith(d) for d in display_names):
                 bad.append((where, phrase))
         bad += [(where, "IDVideo " + m.group(1)) for m in LOWER_NODE.finditer(text)]
@@ -82,8 +88,9 @@ def test_node_names_in_tooltips_help_and_errors_exist(pack):
 def test_the_checker_catches_a_made_up_node(pack):
     display, classes = _names(pack)
     texts = [("tooltip", "e.g. from the IDVideo decoder."), ("error", "Connect 'IDVideo Face Detector'."),
-             ("help", "Use IDVFaceDetector first."), ("ok", "Connect 'IDVideo Face Loader' and IDVSampler.")]
-    assert sorted({w for w, _ in unknown_node_mentions(texts, display, classes)}) == ["error", "help", "tooltip"]
+             ("help", "Use IDVFaceDetector first."), ("ok", "Connect 'IDVideo Face Loader' and IDVSampler."),
+             ("unquoted", "then the IDVideo Video Decoder writes it"), ("log", "IDVideo Wan DiT: 30 layers")]
+    assert sorted({w for w, _ in unknown_node_mentions(texts, display, classes)}) == ["error", "help", "tooltip", "unquoted"]
 
 
 def test_no_face_error_names_the_ui_label(pack):
