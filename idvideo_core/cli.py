@@ -61,6 +61,17 @@ def _label(frames, text: str):
     return torch.from_numpy(np.stack(out))
 
 
+def lora_arg(item: str) -> tuple[str, float]:
+    """``FILE[:STRENGTH]`` → (file, strength); a colon not followed by a number is part of the path."""
+    file, sep, tail = item.rpartition(":")
+    if sep:
+        try:
+            return file, float(tail)
+        except ValueError:
+            pass
+    return item, 1.0
+
+
 def generate(args) -> Path:
     from . import runtime
     from .backbones.consisid.loading import load_consisid
@@ -95,6 +106,12 @@ def generate(args) -> Path:
         raise InputError("No photo given.", "Pass --image path/to/photo.jpg")
     model = load_consisid(model_dir, args.precision)
     model = runtime.attach_memory(model, args.memory_mode)
+    for item in args.lora or ():
+        from .lora import with_lora_file
+
+        file, strength = lora_arg(item)
+        model, report = with_lora_file(model, Path(file).expanduser(), strength)
+        print(report)
     face_models = runtime.load_face_models(args.provider, "fp32", consisid_folder=model_dir)
     faces, _, _ = runtime.find_faces(face_models, _load_image(Path(image)), args.selection, 0,
                                      "use whole image" if args.smoke else "error")
@@ -138,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--provider", default="CPU", choices=["CPU", "CUDA", "ROCm", "CoreML"])
     g.add_argument("--selection", default="largest", choices=["largest", "center", "index", "all"])
     g.add_argument("--no-tiling", action="store_true")
+    g.add_argument("--lora", action="append", metavar="FILE[:STRENGTH]",
+                   help="A LoRA .safetensors to merge for this run (repeatable; strength 1 if omitted).")
     g.add_argument("--output", type=Path, default=Path("output"))
     g.add_argument("--prefix", default="IDVideo")
     from .evaluate.cli import add_best_of_args, add_score_parser

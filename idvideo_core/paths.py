@@ -22,9 +22,11 @@ FOLDER_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "consisid": ("consisid", ()),
     "wan": ("wan", ()),
     "concatid": ("concatid", (".pt", ".pth", ".safetensors")),
+    "cogvideox": ("cogvideox", ()),
     "diffusion_models": ("diffusion_models", (".safetensors", ".pt", ".pth", ".ckpt")),
     "vae": ("vae", (".safetensors", ".pt", ".pth", ".ckpt")),
     "text_encoders": ("text_encoders", (".safetensors", ".pt", ".bin")),
+    "loras": ("loras", (".safetensors",)),
 }
 
 # Where each family of files is published (shown in "missing file" messages).
@@ -43,6 +45,10 @@ PUBLISHED = {
     "wan": "huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers, or the ComfyUI repackaged single files "
            "(huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged)",
     "concatid_wan": "huggingface.co/yongzhong/Concat-ID-Wan",
+    "concatid_cogvideox": "modelscope.cn/models/yongzhong/Concat-ID (folders single-identity/ and two-identities/) "
+                          "and modelscope.cn/models/yongzhong/Concat-ID-pre-training",
+    "cogvideox": "huggingface.co/THUDM/CogVideoX-5b (text_encoder/, tokenizer/, vae/; the ConsisID-preview folder "
+                 "carries the same T5 and VAE)",
     "phantom": "huggingface.co/bytedance-research/Phantom",
 }
 

@@ -19,6 +19,9 @@ from .types import GlobalIdentity, LocalIdentity, TextEmbeds
 
 log = logging.getLogger("idvideo")
 
+# Sampler node labels → the ``sampler_preset`` keys families list in their spec (``BackboneSpec.sampler_presets``).
+SAMPLER_PRESETS = {"model default": "default", "distilled 4-step (lightx2v)": "lightx2v_4step"}
+
 SELECTION_LABELS = {**{v: v for v in labels.OPTIONS["selection"]},
                     **{shown: v for v, shown in labels.OPTIONS["selection"].items()}}
 NO_FACE_LABELS = {**{v: v for v in labels.OPTIONS["on_no_face"]},
@@ -188,12 +191,13 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
              vae_tiling: bool = True, global_identity: Optional[GlobalIdentity] = None,
              local_identity: Optional[LocalIdentity] = None, references=None, node_id=None, progress: bool = True,
              return_latents: bool = False, cache_threshold: float = 0.0, attention: str = "sdpa",
-             compile_blocks: bool = False):
+             compile_blocks: bool = False, sampler_preset: str = "default"):
     """Sample and decode; returns frames [N, H, W, 3] float 0..1 on the CPU.
 
     Speed options (defaults = the reference numerics): ``cache_threshold`` > 0 turns on step caching
     (:mod:`idvideo_core.sampling.cache`), ``attention`` picks the kernel and ``compile_blocks`` compiles each
-    transformer block (:mod:`idvideo_core.attention`).
+    transformer block (:mod:`idvideo_core.attention`). ``sampler_preset``: "default" or one of the family's
+    ``sampler_presets`` (Wan: "lightx2v_4step", the step-distillation settings; backbones/wan/distill.py).
     """
     from .clip import resolve_clip
 
@@ -201,13 +205,20 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     clip = resolve_clip(spec, model, width, height, num_frames, global_identity, references)  # 0 = auto
     width, height, num_frames = clip.width, clip.height, clip.num_frames
     cfg = cfg or spec.defaults.cfg                                        # 0 = the family's reference guidance
+    if sampler_preset != "default" and sampler_preset not in spec.sampler_presets:
+        raise InputError(f"The sampler preset '{sampler_preset}' is not available for {spec.label}.",
+                         "Use 'model default'" + (f" or one of: {', '.join(spec.sampler_presets)}."
+                                                  if spec.sampler_presets else "."))
+    from .lora import sync as sync_loras
+
+    sync_loras(model)           # this model's LoRA chain merged (or the base weights restored) while at rest
     _speed_options(model, attention, compile_blocks)
     check_working_memory(model, width, height, num_frames, references)
     req = GenerateRequest(width=width, height=height, num_frames=num_frames, steps=steps, cfg=cfg, seed=seed,
                           use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale, vae_tiling=vae_tiling,
                           global_identity=global_identity, local_identity=local_identity, references=references,
                           node_id=node_id, progress=progress, return_latents=return_latents,
-                          cache_threshold=cache_threshold,
+                          cache_threshold=cache_threshold, sampler_preset=sampler_preset,
                           preview=sampler_previewer(model.family) if progress else None)
     return spec.generate(model, text, req)
 
@@ -327,6 +338,9 @@ def concat_references(width: int, height: int, face_mode: int, subject_white: bo
     refs = list(previous or [])
     if faces:
         ordered = sorted(faces, key=lambda f: (f.image_index, float(f.bbox[0])))
+        log.info("IDVideo: faces left to right (reference order; Concat-ID-CogVideoX: face 1 = img1 at t=T, face 2 = "
+                 "img2 at t=T+1): %s", ", ".join(f"face {n + 1} = image {f.image_index + 1}, x={float(f.bbox[0]):.0f}"
+                                                 for n, f in enumerate(ordered)))
         parser = FaceParser(find_face_parsing_folder(), bridge.torch_device()) if face_mode == 0 else None
         for n, f in enumerate(ordered):
             if face_mode in (0, 1):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .errors import CorruptFileError, UnsafeFileError
 
@@ -47,6 +47,37 @@ def load_pickle_weights(path: Path | str, published: str | None = None) -> dict:
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
     return _unwrap(obj, path)
+
+
+def load_pickle_allowing(path: Path | str, inert: Mapping[str, object], published: str | None = None):
+    """``torch.load(weights_only=True)`` of a pickle that also holds the listed inert objects (qualified name →
+    object, e.g. numpy's array reconstruction for a saved RNG state), and nothing else: the globals the file refers
+    to are read first without executing anything, and any global outside torch's own allowlist and ``inert`` is
+    refused by name. Returns the unpickled object (not unwrapped)."""
+    import torch
+
+    path = Path(path)
+    try:
+        found = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except (RuntimeError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
+    bad = sorted(g for g in found if g not in inert)
+    if bad:
+        raise UnsafeFileError(
+            f"{path} holds Python objects that are not plain data ({', '.join(bad[:6])}); IDVideo refuses to build "
+            "them (it would mean running code from the file).",
+            "Use the published checkpoint, or convert it to .safetensors on a machine you trust.")
+    try:
+        # the whole inert list: the scan above does not see every class a numpy array's dtype refers to
+        with torch.serialization.safe_globals([(obj, name) for name, obj in inert.items()]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as exc:
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "but got" in ln or "Unsupported" in ln),
+                      str(exc).splitlines()[0] if str(exc) else "")
+        raise UnsafeFileError(f"{path} holds objects IDVideo does not build from a pickle ({detail[:240]}).",
+                              "Use the published checkpoint.") from exc
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}", published) from exc
 
 
 def load_safetensors(path: Path | str, device: str = "cpu", published: str | None = None) -> dict:

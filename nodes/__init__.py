@@ -1,13 +1,13 @@
 """IDVideo nodes, grouped by the creator's task. Each node is a schema plus one call into ``idvideo_core``."""
 from idvideo_core.paths import register_folders
 
-from . import evaluate, faces, identity, models, references, sampling, video
+from . import concatid_cog, evaluate, faces, identity, lora, models, references, sampling, video
 
 register_folders()
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
-for _m in (faces, identity, models, references, sampling, video, evaluate):
+for _m in (faces, identity, lora, models, references, sampling, video, evaluate, concatid_cog):
     NODE_CLASS_MAPPINGS.update(_m.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_m.NODE_DISPLAY_NAME_MAPPINGS)
 

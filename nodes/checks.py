@@ -37,12 +37,23 @@ def _int(value) -> Optional[int]:
 
 
 def _spec(prompt, mappings, model_link):
+    """The spec of the family behind a ``model`` link: the loader's, looking through nodes that pass the model on
+    (the LoRA loader) by their own ``model`` input."""
     from idvideo_core.backbones import registry
 
+    fam, seen = None, set()
     nid = _link(model_link)
-    node = prompt.get(nid) if nid else None
-    cls = mappings.get(node.get("class_type")) if isinstance(node, dict) else None
-    fam = cls.idv_family(node.get("inputs") or {}) if hasattr(cls, "idv_family") else None
+    while nid is not None and nid not in seen:
+        seen.add(nid)
+        node = prompt.get(nid)
+        cls = mappings.get(node.get("class_type")) if isinstance(node, dict) else None
+        if cls is None:
+            return None
+        inputs = node.get("inputs") or {}
+        if hasattr(cls, "idv_family"):
+            fam = cls.idv_family(inputs)
+            break
+        nid = _link(inputs.get("model"))
     if not fam:
         return None
     try:

@@ -157,7 +157,8 @@ class IDVMultiIdentityConcat:
     DESCRIPTION = ("Collects the references for Concat-ID / Phantom in a stable, visible order: faces first (left "
                    "to right as the face loader gives them), then subject images (garments, objects) in socket "
                    "order. Each becomes one clean latent frame appended after the video; the DiT's 3D attention "
-                   "does the rest. Concat-ID-Wan was trained with one reference; Phantom takes up to 4.")
+                   "does the rest. Concat-ID-Wan was trained with one reference; Concat-ID-CogVideoX "
+                   "two-identities with two (face 1 = the leftmost person); Phantom takes up to 4.")
     SEARCH_ALIASES = ["concat-id", "phantom", "references", "multi identity", "virtual try-on", "garment"]
     CATEGORY = f"{CATEGORY}/identity"
     FUNCTION = "concat"

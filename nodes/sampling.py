@@ -1,12 +1,15 @@
 """The DiT sampler node: one node for every backbone; the model decides how identities enter."""
 from __future__ import annotations
 
-from ._common import CATEGORY, CHECK_INPUT, CHECK_INPUT_TYPE, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT, user_errors
+from idvideo_core.runtime import SAMPLER_PRESETS
+
+from ._common import (CATEGORY, CHECK_INPUT, CHECK_INPUT_TYPE, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT,
+                      user_errors)
 
 
 class IDVSampler:
     DESCRIPTION = ("Generates the video: denoises with the model's scheduler (ConsisID: CogVideoX DPM, 50 steps, "
-                   "CFG 6; Wan: flow-match), the identity in both guidance branches, then decodes with the VAE. "
+                   "CFG 6; Concat-ID-CogVideoX: the official SAT DPM++2M, CFG 6 on x0; Wan: flow-match), the identity in both guidance branches, then decodes with the VAE. "
                    "Progress per step; Cancel stops within one step and the models stay loaded.")
     SEARCH_ALIASES = ["sampler", "generate video", "ksampler", "consisid sampler", "dit sampler"]
     CATEGORY = f"{CATEGORY}/sampling"
@@ -60,6 +63,13 @@ class IDVSampler:
                                            "tooltip": "torch.compile each transformer block: slow first run, "
                                                       "faster steps after on a GPU (on the CPU the default path is "
                                                       "faster). Needs a working compiler toolchain."}),
+            "sampler_preset": (list(SAMPLER_PRESETS), {
+                "default": "model default",
+                "tooltip": "model default = the model's own sampler with the steps and cfg above. distilled 4-step "
+                           "(lightx2v) = the settings of lightx2v's step-distillation LoRA (Wan; load the LoRA "
+                           "with 'IDVideo LoRA Loader'): 4 steps (timesteps 1000/750/500/250, shift 5), their "
+                           "re-noising sampler, CFG 1 = one transformer pass per step; steps and cfg above are "
+                           "not used."}),
         }, "hidden": {"unique_id": "UNIQUE_ID", CHECK_INPUT: CHECK_INPUT_TYPE}}
 
     @classmethod
@@ -71,14 +81,16 @@ class IDVSampler:
     @user_errors
     def sample(self, model, text_embeds, width, height, num_frames, steps, cfg, seed, use_dynamic_cfg=False,
                face_scale=1.0, vae_tiling=True, global_identity=None, local_identity=None, references=None,
-               cache_threshold=0.0, attention="sdpa", compile_blocks=False, unique_id=None, idv_check=None):
+               cache_threshold=0.0, attention="sdpa", compile_blocks=False, sampler_preset="model default",
+               unique_id=None, idv_check=None):
         from idvideo_core.runtime import generate
 
         frames = generate(model, text_embeds, width=width, height=height, num_frames=num_frames, steps=steps,
                           cfg=cfg, seed=seed, use_dynamic_cfg=use_dynamic_cfg, face_scale=face_scale,
                           vae_tiling=vae_tiling, global_identity=global_identity, local_identity=local_identity,
                           references=references, node_id=unique_id, cache_threshold=cache_threshold,
-                          attention=attention, compile_blocks=compile_blocks)
+                          attention=attention, compile_blocks=compile_blocks,
+                          sampler_preset=SAMPLER_PRESETS.get(sampler_preset, sampler_preset))
         return (frames,)
 
 

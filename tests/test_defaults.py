@@ -27,17 +27,24 @@ def fresh_arguments(cls) -> dict:
 @pytest.fixture(scope="module")
 def all_models(consisid_folder, tmp_path_factory):
     from idvideo_core.testing import build_wan_models
+    from idvideo_core.testing.tiny_concatid_cog import build_concatid_cog_models
 
     root = tmp_path_factory.mktemp("fresh_models")
     (root / "consisid").mkdir()
     (root / "consisid" / "ConsisID-preview").symlink_to(consisid_folder, target_is_directory=True)
+    build_concatid_cog_models(root)
     return build_wan_models(root)
 
 
 def test_every_loader_works_as_freshly_added(pack, all_models, monkeypatch):
     monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(all_models))
-    loaders = {n: c for n, c in pack.NODE_CLASS_MAPPINGS.items() if c.CATEGORY.endswith("/loaders")}
-    assert set(loaders) == {"IDVConsisIDModelLoader", "IDVWanModelLoader", "IDVFaceModelsLoader"}
+    def standalone(cls):          # a loader a creator adds on its own (the LoRA loader needs a model first)
+        return all(isinstance(s[0], (list, tuple)) or s[0] in ("INT", "FLOAT", "BOOLEAN", "STRING")
+                   for s in cls.INPUT_TYPES()["required"].values())
+
+    loaders = {n: c for n, c in pack.NODE_CLASS_MAPPINGS.items() if c.CATEGORY.endswith("/loaders") and standalone(c)}
+    assert {"IDVConsisIDModelLoader", "IDVWanModelLoader", "IDVFaceModelsLoader",
+            "IDVConcatIDCogVideoXLoader"} <= set(loaders)
     for name, cls in loaders.items():
         args = fresh_arguments(cls)
         out = getattr(cls(), cls.FUNCTION)(**args)
@@ -80,8 +87,12 @@ def test_dit_list_follows_the_family_from_the_files_keys(pack, all_models, monke
     assert fams["second_stage_adaln.pt"] == ["Concat-ID-Wan"]                # AdaLN extras: Concat-ID only
     assert fams["first_stage.pt"] == fams["Phantom-Wan-1.3B.pth"] == every    # same keys: any Wan family
     assert fams["wan2.1_t2v_1.3B_fp16.safetensors"] == every
-    assert set(dit_list) == {"(from base folder)", "first_stage.pt", "second_stage_adaln.pt", "Phantom-Wan-1.3B.pth",
-                             "wan2.1_t2v_1.3B_fp16.safetensors"}               # no VAE, UMT5 or face-parsing file
+    assert {"(from base folder)", "first_stage.pt", "second_stage_adaln.pt", "Phantom-Wan-1.3B.pth",
+            "wan2.1_t2v_1.3B_fp16.safetensors"} <= set(dit_list)
+    # no VAE, UMT5, face-parsing, LoRA or Concat-ID-CogVideoX (SAT) file is offered as a Wan DiT
+    others = [n for n in dit_list if n.startswith(("face-parsing", "single-identity", "two-identities",
+                                                   "Concat-ID-pre-training")) or "vae" in n or "umt5" in n]
+    assert others == [] and all(fams[n] for n in dit_list)
 
 
 def test_header_reads_are_cached(all_models, monkeypatch):

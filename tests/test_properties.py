@@ -110,12 +110,16 @@ def test_letterbox_shapes_and_padding(src, dst, channels):
     else:
         fit_w, fit_h = max(1, int(h * (sw / sh))), h
     assert abs(int(grey.sum()) - fit_w * fit_h) <= 2 * (fit_w + fit_h) + 4
-    # Concat-ID fills the full height
-    # The resized content is centred (floor of the margin): its own middle column is grey from top to bottom.
-    new_w = max(1, round(sw * h / sh))
-    mid = (max(new_w, w) - new_w) // 2 + new_w // 2 - (max(new_w, w) - w) // 2
-    if 0 <= mid < w:
-        assert bool(((letterbox_black(img, w, h)[0, :, mid, 0] - 0.5).abs() < 0.05).all())
+    # Concat-ID (official resize_pad_crop) also fits inside: resize to the height or the width, int-truncated
+    if sh / sw >= h / w:
+        fit_h, fit_w = h, max(1, int(sw * h / sh))
+    else:
+        fit_h, fit_w = max(1, int(sh * w / sw)), w
+    out = letterbox_black(img, w, h)
+    grey = (out[0, :, :, 0] - 0.5).abs() < 0.05
+    assert abs(int(grey.sum()) - fit_w * fit_h) <= 2 * (fit_w + fit_h) + 4
+    top, left = (h - fit_h) // 2, (w - fit_w) // 2
+    assert bool(grey[top + fit_h // 2, left + fit_w // 2])                    # centred
 
 
 # ---------------------------------------------------------------------------------------------- latent shapes

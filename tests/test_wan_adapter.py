@@ -37,9 +37,10 @@ def test_letterbox_black_and_white_pad():
     out = letterbox_black(face, 832, 480)
     assert out.shape == (1, 480, 832, 3)
     assert out[0, :, :176].max() == 0 and out[0, :, 176 + 480:].max() == 0      # 480² face centred on black
-    assert torch.allclose(out[0, :, 176:656], torch.full((480, 480, 3), 128 / 255), atol=1e-6)
-    wide = torch.full((1, 100, 400, 3), 0.25)                                     # wider than 832:480 → cropped
-    assert letterbox_black(wide, 832, 480).min() > 0.2
+    assert torch.allclose(out[0, :, 176:656], torch.full((480, 480, 3), 0.5), atol=1e-6)  # float kept as is
+    wide = torch.full((1, 100, 400, 3), 0.25)                    # wider than 832:480 → fits inside, black bars
+    out = letterbox_black(wide, 832, 480)
+    assert out[0, 240].min() > 0.2 and out[0, 0].max() == 0 and out[0, -1].max() == 0
     tall = torch.zeros((1, 200, 100, 3))
     w = pad_white(tall, 832, 480)
     assert w.shape == (1, 480, 832, 3)

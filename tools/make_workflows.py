@@ -201,19 +201,6 @@ def _wan(g: Graph, family, dit, face_mode, cfg, prompt, note, subject: bool):
     g.link(sm, "frames", vc, "images")
 
 
-def multi_identity(g: Graph):
-    _wan(g, "Concat-ID-Wan", "second_stage_adaln.pt", "face crop + mask (Concat-ID)", 5.0,
-         "Two people talk and laugh at a cafe table, warm evening light, handheld camera.",
-         WAN_NOTE.format(title="multi-identity video with Concat-ID-Wan",
-                         what="a group photo: every face, left to right, becomes a reference",
-                         weights="Concat-ID-Wan: second_stage_adaln.pt (huggingface.co/yongzhong/Concat-ID-Wan) in "
-                                 "ComfyUI/models/concatid/, and the face-parsing model folder "
-                                 "(huggingface.co/jonathandinu/face-parsing) as ComfyUI/models/concatid/face-parsing/. "
-                                 "Concat-ID-Wan was trained with one reference; more work, with weaker identity "
-                                 "(Phantom-Wan is the trained multi-subject option).",
-                         cfg=5.0), subject=False)
-
-
 def virtual_tryon(g: Graph):
     _wan(g, "Phantom-Wan", "Phantom-Wan-1.3B.pth", "whole image, white pad (Phantom)", 7.5,
          "The person wears the garment and walks down a city street, turning towards the camera.",
@@ -222,6 +209,154 @@ def virtual_tryon(g: Graph):
                          weights="Phantom-Wan: Phantom-Wan-1.3B.pth (huggingface.co/bytedance-research/Phantom) in "
                                  "ComfyUI/models/diffusion_models/. Up to 4 references.",
                          cfg=7.5), subject=True)
+
+
+CONCATID_COG_NOTE = """IDVideo — {title}
+
+1. Replace the image in 'Load Image' with your own ({what}).
+2. Weights (nothing is downloaded):
+   - Concat-ID-CogVideoX (SAT checkpoints, ModelScope): {weights}
+     Each folder holds 'latest' and '<iteration>/mp_rank_00_model_states.pt'; it is read as plain data only
+     (weights_only). Optional: convert once with
+     python -m idvideo_core.backbones.concatid_cogvideox.convert models/concatid/{folder} models/concatid/{folder}.safetensors
+   - T5-XXL + VAE: the CogVideoX-5B diffusers folder huggingface.co/THUDM/CogVideoX-5b as
+     ComfyUI/models/cogvideox/CogVideoX-5b/ (text_encoder/, tokenizer/, vae/; the transformer/ is not needed).
+     A ConsisID-preview folder in models/consisid/ has the same T5 and VAE and can be picked instead.
+   - Face crops: ComfyUI/models/insightface/models/antelopev2/{{scrfd_10g_bnkps,glintr100}}.onnx (insightface
+     antelopev2 pack) and the face-parsing folder huggingface.co/jonathandinu/face-parsing as
+     ComfyUI/models/concatid/face-parsing/.
+3. Official settings: 720x480, 49 frames at 8 fps, 50 steps, CFG 6, seed 42 (SAT sampler; the negative prompt is
+   not used: the unconditional branch is the zeroed T5 embedding). About 24 GB VRAM in 'gpu' mode; choose
+   block_swap or sequential on the loader for smaller cards.
+{extra}"""
+
+
+def _concatid_cog(g: Graph, weights, selection, prompt, note):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0), {"selection": selection})
+    cc = g.add("IDVMultiIdentityConcat", (760, 0), {"width": 720, "height": 480,
+                                                     "face_mode": "face crop + mask (Concat-ID)"}, size=(340, 300))
+    ml = g.add("IDVConcatIDCogVideoXLoader", (0, 560), {"weights": weights, "base_folder": "CogVideoX-5b"},
+               size=(380, 260))
+    te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
+    sm = g.add("IDVSampler", (1140, 0), {"width": 720, "height": 480, "num_frames": 49, "steps": 50, "cfg": 6.0,
+                                         "seed": 42}, size=(340, 480))
+    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 8.0}, size=(360, 480))
+    g.note((840, 560), note, size=(600, 400))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", cc, "faces")
+    g.link(ml, "model", te, "model")
+    g.link(ml, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(cc, "references", sm, "references")
+    g.link(sm, "frames", vc, "images")
+
+
+def multi_identity(g: Graph):
+    _concatid_cog(g, "two-identities", "all (left to right)",
+                  "Two people talk and laugh at a cafe table, warm evening light, handheld camera.",
+                  CONCATID_COG_NOTE.format(
+                      title="two identities with Concat-ID-CogVideoX (the model Concat-ID trained for it)",
+                      what="a group photo with two people, faces clearly visible",
+                      weights="models/concatid/two-identities/ from modelscope.cn/models/yongzhong/Concat-ID "
+                              "(folder two-identities/).", folder="two-identities",
+                      extra="4. Order: the Face Loader takes every face left to right; the leftmost person is "
+                            "reference 1 (the official prompt@@img1@@img2), the next reference 2. The concatenator's "
+                            "preview and log show the order. Two photos: chain two concatenators (references input)."
+                            "\n"))
+
+
+def single_identity_concatid(g: Graph):
+    _concatid_cog(g, "single-identity", "largest",
+                  "A person walks through a sunlit park, smiling and looking around. Cinematic light.",
+                  CONCATID_COG_NOTE.format(
+                      title="single identity with Concat-ID-CogVideoX",
+                      what="a clear photo of one person; the largest face is used",
+                      weights="models/concatid/single-identity/ from modelscope.cn/models/yongzhong/Concat-ID "
+                              "(folder single-identity/), or models/concatid/Concat-ID-pre-training/ from "
+                              "modelscope.cn/models/yongzhong/Concat-ID-pre-training (stronger identity, less "
+                              "editable).", folder="single-identity", extra=""))
+
+
+PHANTOM_14B_NOTE = """IDVideo — {title}
+
+1. Replace the images in the 'Load Image' nodes with your own ({what}).
+2. Weights (nothing is downloaded):
+   - Phantom-Wan-14B: a ComfyUI single file in ComfyUI/models/diffusion_models/ (fp8_e4m3fn, fp8 scaled, fp16 or
+     bf16; this template names Phantom-Wan-14B_fp8_e4m3fn.safetensors), or the official shards
+     (huggingface.co/bytedance-research/Phantom).
+   - Wan2.1 base components, the same files as for 1.3B (UMT5-XXL text encoder, Wan2.1 VAE): the folder
+     huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers as ComfyUI/models/wan/Wan2.1-T2V-1.3B-Diffusers/, or
+     models/vae/wan_2.1_vae.safetensors + models/text_encoders/umt5_xxl_fp16.safetensors
+     (huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged).
+   - {lora}
+   - Face models (shared with other face packs): ComfyUI/models/insightface/models/antelopev2/
+     {{scrfd_10g_bnkps,glintr100}}.onnx and ComfyUI/models/facexlib/{{detection_Resnet50_Final,parsing_bisenet}}.pth.
+3. {settings}
+   Memory: the loader's memory_mode auto picks fp8 storage and block swap for 12-24 GB cards (plan in the console).
+"""
+DISTILL_LORA = "wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors"
+PHANTOM_14B = "Phantom-Wan-14B_fp8_e4m3fn.safetensors"
+
+
+def _phantom14b(g: Graph, *, selection, face_mode, prompt, note, subject_title, lora: bool, sampler: dict):
+    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
+    fm = g.add("IDVFaceModelsLoader", (0, 380))
+    fl = g.add("IDVFaceLoader", (360, 0), {"selection": selection})
+    cc = g.add("IDVMultiIdentityConcat", (760, 0), {"face_mode": face_mode}, size=(340, 300))
+    obj = g.add("LoadImage", (0, 880), {"image": "example.png"}, size=(300, 320), title=subject_title)
+    ml = g.add("IDVWanModelLoader", (0, 560), {"family": "Phantom-Wan", "base_folder": "Wan2.1-T2V-1.3B-Diffusers",
+                                                "dit": PHANTOM_14B}, size=(380, 280))
+    te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
+    sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 121, **sampler}, size=(340, 520))
+    vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 24.0}, size=(360, 480))
+    g.note((840, 620), note, size=(600, 380))
+    g.link(img, "IMAGE", fl, "image")
+    g.link(fm, "face_models", fl, "face_models")
+    g.link(fl, "faces", cc, "faces")
+    g.link(obj, "IMAGE", cc, "subject_1")
+    g.link(ml, "model", te, "model")
+    model = ml
+    if lora:
+        lo = g.add("IDVLoraLoader", (420, 860), {"lora_name": DISTILL_LORA, "strength": 1.0}, size=(380, 130))
+        g.link(ml, "model", lo, "model")
+        model = lo
+    g.link(model, "model", sm, "model")
+    g.link(te, "text_embeds", sm, "text_embeds")
+    g.link(cc, "references", sm, "references")
+    g.link(sm, "frames", vc, "images")
+
+
+def phantom14b_fast_tryon(g: Graph):
+    _phantom14b(g, selection="largest", face_mode="whole image, white pad (Phantom)", subject_title="Garment",
+                prompt="The person wears the garment and walks down a city street, turning towards the camera.",
+                note=PHANTOM_14B_NOTE.format(
+                    title="fast virtual try-on with Phantom-Wan-14B (person + garment, 4 steps)",
+                    what="a photo of the person and a photo of the garment",
+                    lora=f"lightx2v's 4-step distillation LoRA {DISTILL_LORA} "
+                         "(huggingface.co/lightx2v/Wan2.1-Distill-Loras) in ComfyUI/models/loras/, strength 1.",
+                    settings="Distilled sampling (the sampler's 'distilled 4-step (lightx2v)' preset): 4 steps, "
+                             "timesteps 1000/750/500/250, shift 5, CFG 1 = one transformer pass per step instead of "
+                             "Phantom's three (about 37x fewer passes than 50 steps x 3). 832x480, 121 frames at 24 fps "
+                             "(Phantom-Wan-14B's trained clip, official README)."),
+                lora=True, sampler={"steps": 4, "cfg": 1.0, "sampler_preset": "distilled 4-step (lightx2v)"})
+
+
+def multi_subject_phantom(g: Graph):
+    _phantom14b(g, selection="all (left to right)", face_mode="face crop, no mask", subject_title="Object",
+                prompt="Two friends sit on a park bench and share the object, laughing; soft afternoon light.",
+                note=PHANTOM_14B_NOTE.format(
+                    title="multi-subject video with Phantom-Wan-14B (two people from a group photo + an object)",
+                    what="a group photo (every face, left to right, becomes a reference) and a photo of the "
+                         "object on a plain background; Phantom takes at most 4 references",
+                    lora="optional, for speed: add 'IDVideo LoRA Loader' with lightx2v's 4-step LoRA between the "
+                         "model loader and the sampler and pick the 'distilled 4-step (lightx2v)' preset.",
+                    settings="Phantom's reference sampling: 50 steps, text guidance 7.5 (image guidance 5), three "
+                             "passes per step. 832x480, 121 frames at 24 fps (Phantom-Wan-14B's trained clip, "
+                             "official README)."),
+                lora=False, sampler={"steps": 50, "cfg": 7.5})
 
 
 BEST_OF_NOTE = """IDVideo - best of N seeds, kept by identity score
@@ -276,7 +411,9 @@ def best_of_seeds(g: Graph):
 
 
 TEMPLATES = {"single_identity_consisid.json": single_identity, "multi_identity_concatid.json": multi_identity,
-             "virtual_tryon.json": virtual_tryon, "best_of_seeds.json": best_of_seeds}
+             "single_identity_concatid.json": single_identity_concatid, "virtual_tryon.json": virtual_tryon,
+             "best_of_seeds.json": best_of_seeds, "phantom14b_fast_tryon.json": phantom14b_fast_tryon,
+             "multi_subject_phantom.json": multi_subject_phantom}
 
 
 THUMB_WIDTH = 480

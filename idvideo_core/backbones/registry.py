@@ -52,6 +52,7 @@ class GenerateRequest:
     return_latents: bool = False
     cache_threshold: float = 0.0
     preview: Optional[Callable] = None      # latents -> preview tuple, or None (set by the runtime from the spec)
+    sampler_preset: str = "default"         # "default" or one of the spec's ``sampler_presets``
     extra: dict = field(default_factory=dict)
 
 
@@ -93,6 +94,8 @@ class BackboneSpec:
     trained_size: Optional[Callable] = None
     planned_clip: Optional[Callable] = None  # transformer -> (w, h, frames) to plan memory for; None = defaults
     block_list: Optional[Callable] = None    # transformer -> blocks, where block_path alone does not reach them
+    sampler_presets: tuple = ()              # presets besides "default" the family's generate understands
+    lora: Any = None                         # lora.LoraSupport: how the family's LoRA files are read (None: none)
     description: str = ""
 
     # ------------------------------------------------------------------ derived, the same for every family

@@ -26,11 +26,15 @@ def build_all(models_root: Path | str) -> Path:
     models_root = Path(models_root)
     build_consisid_folder(models_root / "consisid" / "ConsisID-preview")
     build_wan_models(models_root)
+    from .tiny_concatid_cog import build_concatid_cog_models
+
+    build_concatid_cog_models(models_root)
     return models_root
 
 
 def build_wan_models(models_root: Path | str) -> Path:
-    """Wan2.1 base (diffusers folder + ComfyUI single files), Concat-ID-Wan, Phantom-Wan and a face-parsing folder."""
+    """Wan2.1 base (diffusers folder + ComfyUI single files), Concat-ID-Wan, Phantom-Wan (1.3B file and the fp8 file
+    the 14B templates name), a lightx2v-layout distillation LoRA and a face-parsing folder."""
     from .tiny_wan import (write_comfy_files, write_concatid_files, write_diffusers_folder,
                            write_face_parsing_folder, write_phantom_file)
 
@@ -39,5 +43,9 @@ def build_wan_models(models_root: Path | str) -> Path:
     write_comfy_files(models_root)
     write_concatid_files(models_root / "concatid")
     write_phantom_file(models_root / "diffusion_models")
+    from .tiny_lora import write_distill_lora, write_phantom14b_fp8_file
+
+    write_phantom14b_fp8_file(models_root / "diffusion_models")
+    write_distill_lora(models_root / "loras")
     write_face_parsing_folder(models_root / "concatid" / "face-parsing")
     return models_root

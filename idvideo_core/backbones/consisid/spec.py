@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...attention import set_joint_attention
+from ...lora.formats import LoraSupport
 from ...preview import COGVIDEOX
 from ..registry import BackboneSpec, ClipDefaults, register
 
@@ -70,5 +71,6 @@ SPEC = register(BackboneSpec(
     set_attention=lambda tf, choice, kernel: set_joint_attention(tf.transformer_blocks, choice, kernel),
     cache_rule=_cache_rule, published="consisid", latent_rgb=COGVIDEOX,
     encode_global_identity=_global_identity, trained_size=_trained_size, planned_clip=_planned_clip,
+    lora=LoraSupport("CogVideoXLoraLoaderMixin"),   # CogVideoX LoRAs: diffusers / PEFT or kohya names of its layers
     description="ConsisID (CogVideoX-5B-I2V): global face latent on channels + local identity cross-attention.",
 ))

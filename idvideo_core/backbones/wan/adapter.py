@@ -127,10 +127,16 @@ class WanAdapter:
             raise InputError(f"{m.label} takes at most {m.max_references} references; {k} were given.",
                              f"Remove {k - m.max_references} reference(s) from the concatenator.")
         if m.trained_references is not None and k > m.trained_references:
-            log.warning("IDVideo: %s was trained with %s; %d given. Each extra one gets its own time slot, which "
-                        "the model never saw in training: expect a weaker identity for the extra references.",
-                        m.label, "one reference" if m.trained_references == 1 else
-                        f"at most {m.trained_references} references", k)
+            if m.trained_references == 1:
+                log.warning("IDVideo: %s was trained with ONE reference only (its official inference hard-codes one); "
+                            "%d given. The extra references are untrained: the model never saw a second person, so "
+                            "expect the extra identities to be guessed or lost. For two people use "
+                            "Concat-ID-CogVideoX with its two-identities weights ('IDVideo Concat-ID CogVideoX "
+                            "Loader').", m.label, k)
+            else:
+                log.warning("IDVideo: %s was trained with at most %d references; %d given. Each extra one gets its "
+                            "own time slot, which the model never saw in training: expect a weaker identity for "
+                            "the extra references.", m.label, m.trained_references, k)
         if k == 0:
             log.warning("IDVideo: no reference given; %s runs as plain text-to-video.", m.label)
 
@@ -153,10 +159,19 @@ class WanAdapter:
         noise = torch.randn((1, 16, drawn, h, w), generator=generator, device=gen_dev, dtype=torch.float32)[:, :, :f]
         scheduler = m.make_scheduler(self.steps, self.shift)
         branches = [WanBranch(name, ctx, r) for name, ctx, r in m.branches(pos, neg, refs)]
+        if self.guidance_free:
+            branches = branches[:1]       # every scale 1: the guided sum is the fully conditioned branch alone
         self.scheduler = scheduler
         return WanState(self.method, branches, noise.to(self.device), scheduler, width, height, frames,
                         cfg_scale=self.cfg_scale, image_cfg_scale=self.image_cfg_scale,
                         text_cfg_scale=self.text_cfg_scale, ref_latents=refs)
+
+    @property
+    def guidance_free(self) -> bool:
+        """True when every guidance scale is 1: ``uncond + 1·(cond − uncond)`` (and Phantom's
+        ``neg + 1·(pos_i − neg) + 1·(pos_it − pos_i)``) is the first, fully conditioned branch, so only it runs:
+        one transformer pass per step (what step-distilled models are trained for)."""
+        return float(self.cfg_scale) == 1.0 and (self.method.image_cfg is None or float(self.image_cfg_scale) == 1.0)
 
     def branches(self, state: WanState) -> list[WanBranch]:
         return state.branches
@@ -197,6 +212,8 @@ class WanAdapter:
             outs = list(self._forward(state, latents, t, state.branches).split(1))
         else:
             outs = [self._forward(state, latents, t, [b], slot=k) for k, b in enumerate(state.branches)]
+        if len(state.branches) == 1:
+            return outs[0]
         return state.method.combine(outs, state)
 
     def decode(self, state: WanState, latents: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,22 @@ def make_workload(method: WanMethod, default_refs: int):
     return workload
 
 
+# Original layer names whose LoRA pairs diffusers' ``_convert_non_diffusers_wan_lora_to_diffusers`` converts (attention
+# q/k/v/o and I2V k_img/v_img, FFN, time projection, head, text/time embedders, image embedder); everything else in a
+# Wan LoRA (norm / modulation / other deltas, other pairs) is converted by idvideo_core.lora.
+DIFFUSERS_WAN_LORA_PAIRS = (r"blocks\.\d+\.(self_attn|cross_attn)\.(q|k|v|o|k_img|v_img)|blocks\.\d+\.ffn\.(0|2)"
+                            r"|time_projection\.1|head\.head|(text|time)_embedding\.(0|2)|img_emb\.proj\.(1|3)")
+
+
+def lora_support(root_path: str = "base"):
+    """Wan LoRAs: diffusers' ``WanLoraLoaderMixin`` converters, original Wan names through ``keys.py``, the diffusers
+    ``WanTransformer3DModel`` at ``WanDiT.base`` (``root_path=""`` for a bare diffusers model)."""
+    from ...lora.formats import LoraSupport
+    from .keys import diffusers_to_original_key
+
+    return LoraSupport("WanLoraLoaderMixin", root_path, diffusers_to_original_key, DIFFUSERS_WAN_LORA_PAIRS)
+
+
 def wan_spec(family: str, label: str, method: WanMethod, published: str, default_refs: int,
              defaults: ClipDefaults = WAN_1_3B_CLIP, description: str = "", planned_clip=None) -> BackboneSpec:
     from .runtime import method_generate
@@ -65,4 +81,5 @@ def wan_spec(family: str, label: str, method: WanMethod, published: str, default
         generate=method_generate(method), encode_prompt=encode_prompt, workload=make_workload(method, default_refs),
         set_attention=set_attention, cache_rule=cache_rule, published=published, latent_rgb=WAN21,
         max_references=method.max_references, trained_references=method.trained_references,
-        planned_clip=planned_clip, description=description)
+        planned_clip=planned_clip, sampler_presets=("lightx2v_4step",), lora=lora_support(),
+        description=description)

@@ -197,16 +197,46 @@ def shard_files(path: Path) -> Optional[list[Path]]:
 
 
 def open_dit_source(path: str | Path) -> TensorSource:
-    """A :class:`TensorSource` for a DiT checkpoint file, shard, index, or folder with an index."""
+    """A :class:`TensorSource` for a DiT checkpoint file, shard, index, or folder with an index.
+
+    Every Wan DiT load passes here, so this is where another family's checkpoint is refused by name (from the
+    folder's ``config.json`` class, else from the keys) before any shape is read."""
     path = Path(path)
+    _refuse_other_family_folder(path)
     shards = shard_files(path)
     if shards is not None:
-        return TensorSource.from_files(shards, path)
-    if not path.is_file():
+        src = TensorSource.from_files(shards, path)
+    elif not path.is_file():
         raise MissingModelError(f"the Wan DiT file {path.name}", [path], PUBLISHED_WAN)
-    if path.suffix == ".safetensors":
-        return TensorSource.from_files([path], path)
-    return TensorSource.from_state_dict(load_weights(path, published=PUBLISHED_WAN), path)
+    elif path.suffix == ".safetensors":
+        src = TensorSource.from_files([path], path)
+    else:
+        src = TensorSource.from_state_dict(load_weights(path, published=PUBLISHED_WAN), path)
+    _refuse_other_family_keys(src, path)
+    return src
+
+
+def _refuse_other_family_folder(path: Path) -> None:
+    folder = path if path.is_dir() else path.parent
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return
+    cls = read_json(cfg).get("_class_name", "")
+    if cls and not cls.startswith("Wan"):
+        raise WrongModelError(f"{folder} holds a {cls} transformer, not Wan2.1.",
+                              "Pick a Wan2.1-T2V-1.3B-Diffusers folder or a Wan2.1 / Concat-ID / Phantom DiT file.")
+
+
+def _refuse_other_family_keys(src: TensorSource, source) -> None:
+    from ..detect import family_from_keys
+
+    other = family_from_keys(src.keys())
+    if other in ("consisid", "cogvideox"):
+        src.close()
+        raise WrongModelError(f"{source} is a {'ConsisID' if other == 'consisid' else 'CogVideoX'} checkpoint "
+                              "(detected from its keys), not a Wan2.1 DiT.",
+                              "Load ConsisID models with 'IDVideo ConsisID Model Loader' (the whole diffusers "
+                              "folder under models/consisid); pick a Wan2.1 / Concat-ID / Phantom DiT here.")
 
 
 # ------------------------------------------------------------------------------------- fp8 files and storage
@@ -353,16 +383,10 @@ def dit_from_source(src: TensorSource, dtype=torch.float32, storage: str = "defa
     from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
     from ...memory.fp8 import Fp8Linear, keeps_fp8
-    from ..detect import family_from_keys
 
     if storage not in ("default", "fp8_e4m3"):
         raise WrongModelError(f"Unknown weight storage '{storage}'.", "Use 'default' or 'fp8_e4m3'.")
-    other = family_from_keys(src.keys())
-    if other in ("consisid", "cogvideox"):
-        raise WrongModelError(f"{source} is a {'ConsisID' if other == 'consisid' else 'CogVideoX'} checkpoint "
-                              "(detected from its keys), not a Wan2.1 DiT.",
-                              "Load ConsisID models with 'IDVideo ConsisID Model Loader' (the whole diffusers "
-                              "folder under models/consisid); pick a Wan2.1 / Concat-ID / Phantom DiT here.")
+    _refuse_other_family_keys(src, source)
     names, scales, inputs, fmt, _ = _classify(src, source)
     shapes = {d: src.headers[k] for d, k in names.items()}
     base_shapes, extra_shapes = K.split_concatid_extras(shapes)

@@ -19,7 +19,8 @@ class WanMethod:
     default_negative: str              # negative prompt when none is given
     fit_reference: Callable            # (image [1,H,W,3], width, height) -> image at the video size
     make_scheduler: Callable           # (steps, shift) -> scheduler with .timesteps and .step(out, t, latents)
-    branches: Callable                 # (pos, neg, refs) -> list[(name, context, refs)] in forward order
+    branches: Callable                 # (pos, neg, refs) -> list[(name, context, refs)]; the first is the fully
+    #                                    conditioned one, the only one run when every guidance scale is 1
     combine: Callable                  # (outs, state) -> guided prediction for the video frames
     noise_covers_references: bool = False   # draw noise for F+K frames and keep the video part (Phantom)
     timestep_in_compute_dtype: bool = False  # DiffSynth casts t to the compute dtype (Concat-ID)

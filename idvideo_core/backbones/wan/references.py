@@ -1,7 +1,7 @@
 """Reference frames for the Wan concatenation methods: letterboxing to the video size and VAE (de)coding.
 
-* Concat-ID (``resize_pad_crop``): keep the aspect ratio, resize to the video *height*, pad **black** / centre-crop
-  the width to the video width. A 448² face becomes a 480² face centred on a black 480×832 canvas.
+* Concat-ID (``resize_pad_crop``): keep the aspect ratio, fit *inside* the video size (bicubic), pad **black**.
+  A 448² face becomes a 480² face centred on a black 480×832 canvas.
 * Phantom (``load_ref_images``): LANCZOS-resize to fit *inside* the video size, centre-pad **white**.
 
 Each reference is VAE-encoded alone as a one-frame video → one latent frame, normalised with the VAE's
@@ -41,18 +41,55 @@ def _to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)[None]
 
 
-def letterbox_black(image, width: int, height: int) -> torch.Tensor:
-    """Concat-ID: resize to ``height`` keeping aspect, then pad black or centre-crop to ``width``.
+def _to_chw(image) -> torch.Tensor:
+    """(1, 3, H, W) float 0..1: PIL / uint8 arrays as ``ToTensor`` (÷255), float tensors (ComfyUI IMAGE) as they are."""
+    if isinstance(image, torch.Tensor) and image.is_floating_point():
+        t = image.detach().float().cpu()
+        if t.ndim == 3:
+            t = t[None]
+        if t.ndim == 4 and t.shape[-1] == 3:
+            return t.permute(0, 3, 1, 2).contiguous()
+    arr = np.asarray(_to_pil(image), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
 
-    Resampling filter: bilinear (the reference's filter is not documented; *inferred*)."""
-    img = _to_pil(image)
-    w, h = img.size
-    new_w = max(1, round(w * height / h))
-    img = img.resize((new_w, height), Image.BILINEAR)
-    canvas = Image.new("RGB", (max(new_w, width), height), (BLACK,) * 3)
-    canvas.paste(img, ((canvas.width - new_w) // 2, 0))
-    left = (canvas.width - width) // 2
-    return _to_tensor(canvas.crop((left, 0, left + width, height)))
+
+def resize_pad_crop(chw: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The official ``resize_pad_crop`` steps on a (1, 3, h, w) float tensor, unclamped: fit INSIDE the frame
+    (resize to the height when h/w ≥ H/W, else to the width; the other side ``int(...)``-truncated), bicubic with
+    antialiasing (torchvision's tensor ``resize`` default, = ``interpolate(..., antialias=True)``), pad black (0)
+    centred (the extra pixel bottom/right), centre-crop to exactly H×W. (A side truncated to 0 — only for a sliver
+    of an image, where the official resize fails — is kept at 1 pixel.)"""
+    import torch.nn.functional as F
+
+    h, w = chw.shape[-2:]
+    if h / w >= height / width:
+        size = (height, max(1, int(w * height / h)))
+    else:
+        size = (max(1, int(h * width / w)), width)
+    x = F.interpolate(chw.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+    dh, dw = max(height - size[0], 0), max(width - size[1], 0)
+    x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="constant", value=0.0)
+    top, left = max(0, x.shape[-2] - height) // 2, max(0, x.shape[-1] - width) // 2
+    return x[..., top:top + height, left:left + width]
+
+
+def letterbox_black(image, width: int, height: int, uint8: bool = False) -> torch.Tensor:
+    """Concat-ID's ``resize_pad_crop`` (``sample_video.py`` / ``inference_wan.py``) → (1, H, W, 3) float 0..1.
+
+    Fits the image inside ``width × height`` keeping its aspect ratio (bicubic, integer sizes) and pads black; a 448²
+    face becomes a 480² face centred on a black 480×720 / 480×832 canvas, a wide photo gets black bars top and bottom.
+
+    Equal to the official code except for one deliberate difference: bicubic overshoot (values slightly below 0 or
+    above 1 next to sharp edges) is **clamped** to 0..1. CogVideoX's ``sample_video.py`` clips the same way
+    (``(x·2 − 1).clip(−1, 1)``), so there it is exact; ``inference_wan.py`` ends with ``ToPILImage``, whose
+    ``mul(255).byte()`` cast *wraps* those values around in uint8 (a bright 1.01 becomes a dark 2/255), which we do
+    not copy. ``uint8=True`` also reproduces that cast's truncation to the uint8 grid (``floor(x·255)/255``), so the
+    result equals the Wan function's output everywhere it does not wrap (tests/test_letterbox_official.py).
+    """
+    x = resize_pad_crop(_to_chw(image), width, height).clamp(0, 1)
+    if uint8:
+        x = torch.floor(x * 255) / 255
+    return x.permute(0, 2, 3, 1).contiguous()
 
 
 def pad_white(image, width: int, height: int) -> torch.Tensor:

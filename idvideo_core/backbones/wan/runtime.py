@@ -30,8 +30,20 @@ class _LoopAdapter:
         return self.adapter.predict(self.state, latents, t)
 
 
-def prepare(model, text, method, *, width, height, num_frames, steps, cfg, seed, references=None, image_cfg=None):
+def prepare(model, text, method, *, width, height, num_frames, steps, cfg, seed, references=None, image_cfg=None,
+            preset: str = "default"):
+    """``preset``: "default" (the method's sampler, steps and CFG) or a step-distillation preset of
+    :mod:`.distill` (its step list, shift and CFG 1 replace ``steps`` / ``cfg`` / the image guidance)."""
     method = get_method(method)
+    distill = None
+    if preset != "default":
+        from .distill import PRESETS
+
+        distill = PRESETS[preset]
+        if (steps, cfg) != (distill.steps, distill.cfg):
+            log.info("IDVideo: sampler preset %s: %d steps, CFG %g (one pass per step), shift %g; the sampler's "
+                     "steps=%d / cfg=%g are not used.", preset, distill.steps, distill.cfg, distill.shift, steps, cfg)
+        steps, cfg, image_cfg = distill.steps, distill.cfg, distill.cfg
     if text.family != "wan":
         raise InputError("These text embeddings were made for a CogVideoX/ConsisID model.",
                          "Encode the prompt with 'IDVideo Text Encode' connected to this Wan model.")
@@ -50,6 +62,12 @@ def prepare(model, text, method, *, width, height, num_frames, steps, cfg, seed,
                          batch_branches=getattr(model.transformer, "batch_branches", True))
     generator = torch.Generator("cpu").manual_seed(int(seed))
     state = adapter.prepare(text, references or None, width, height, num_frames, generator)
+    if distill is not None:
+        from .distill import StepDistillSampler
+
+        # fresh noise per step continues the seeded generator after the initial latents (as lightx2v's does)
+        state.scheduler = adapter.scheduler = StepDistillSampler(distill.denoising_step_list, distill.shift,
+                                                                 generator)
     return adapter, state
 
 
@@ -64,7 +82,7 @@ def generate(model, text, req, method):
     with using(model, "vae"):
         adapter, state = prepare(model, text, method, width=req.width, height=req.height,
                                  num_frames=req.num_frames, steps=req.steps, cfg=req.cfg, seed=req.seed,
-                                 references=req.references)
+                                 references=req.references, preset=req.sampler_preset)
     spec = registry.spec_of(model)
     rule = spec.cache_rule(len(spec.blocks(model.transformer)))
     adapter.cache = make_cache(rule, len(state.scheduler.timesteps), req.cache_threshold)
