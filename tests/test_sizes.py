@@ -106,23 +106,24 @@ def queue_verdicts(pack, prompt) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", ["single_identity_consisid.json", "multi_identity_concatid.json",
-                                  "virtual_tryon.json"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "workflows").glob("*.json")))
 def test_templates_pass_the_queue_check(pack, name):
     assert queue_verdicts(pack, _prompt(pack, name)) == {}
 
 
 def test_conflicting_sampler_size_is_refused_when_queued(pack):
-    prompt = _prompt(pack, "multi_identity_concatid.json")
-    sampler = _node(prompt, "IDVSampler")
-    sampler["inputs"]["width"] = 640
-    verdicts = queue_verdicts(pack, prompt)
-    assert len(verdicts) == 1
-    msg = next(iter(verdicts.values()))
-    assert isinstance(msg, str) and "set to 640×auto" in msg and "made at 832×480" in msg
-    assert "Concatenator" in msg and "Fix:" in msg
-    sampler["inputs"]["width"], sampler["inputs"]["height"] = 0, 0      # auto: follows the concatenator
-    assert queue_verdicts(pack, prompt) == {}
+    for name in ("multi_identity_concatid.json", "virtual_tryon.json"):
+        prompt = _prompt(pack, name)
+        concat = _node(prompt, "IDVMultiIdentityConcat")["inputs"]
+        sampler = _node(prompt, "IDVSampler")
+        sampler["inputs"].update(width=concat["width"] + 16, height=0)
+        verdicts = queue_verdicts(pack, prompt)
+        assert len(verdicts) == 1, name
+        msg = next(iter(verdicts.values()))
+        assert isinstance(msg, str) and f"set to {concat['width'] + 16}×auto" in msg
+        assert f"made at {concat['width']}×{concat['height']}" in msg and "Concatenator" in msg and "Fix:" in msg
+        sampler["inputs"]["width"], sampler["inputs"]["height"] = 0, 0      # auto: follows the concatenator
+        assert queue_verdicts(pack, prompt) == {}
 
 
 def test_consisid_identity_default_follows_the_model_at_queue_time(pack):
