@@ -202,13 +202,13 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     from .clip import resolve_clip
 
     spec = registry.spec_of(model)
-    clip = resolve_clip(spec, model, width, height, num_frames, global_identity, references)  # 0 = auto
-    width, height, num_frames = clip.width, clip.height, clip.num_frames
-    cfg = cfg or spec.defaults.cfg                                        # 0 = the family's reference guidance
     if sampler_preset != "default" and sampler_preset not in spec.sampler_presets:
         raise InputError(f"The sampler preset '{sampler_preset}' is not available for {spec.label}.",
                          "Use 'model default'" + (f" or one of: {', '.join(spec.sampler_presets)}."
                                                   if spec.sampler_presets else "."))
+    clip = resolve_clip(spec, model, width, height, num_frames, global_identity, references)  # 0 = auto
+    width, height, num_frames = clip.width, clip.height, clip.num_frames
+    cfg = cfg or spec.defaults.cfg                                        # 0 = the family's reference guidance
     from .lora import sync as sync_loras
 
     sync_loras(model)           # this model's LoRA chain merged (or the base weights restored) while at rest
