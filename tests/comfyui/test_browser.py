@@ -134,8 +134,10 @@ def test_warnings_show_on_the_node_and_dit_list_follows_family(page, comfy_serve
     shows only the files the chosen family can load."""
     from test_integration import tiny_prompt
 
-    path = next(p for p in WORKFLOWS if p.stem == "multi_identity_concatid")
-    wf = json.loads(path.read_text())
+    wan = [p for p in WORKFLOWS if any(n["type"] == "IDVWanModelLoader" for n in json.loads(p.read_text())["nodes"])]
+    if not wan:
+        pytest.skip("no Wan template in workflows/")
+    wf = json.loads(wan[0].read_text())
     page.evaluate(f"app.loadGraphData(JSON.parse({json.dumps(json.dumps(wf))}), true, true, null, "
                   "{showMissingNodesDialog: false, showMissingModelsDialog: false}).then(() => true)")
     page.wait_for(f"app.graph.nodes.length === {len(wf['nodes'])}", timeout=30)
@@ -148,12 +150,12 @@ def test_warnings_show_on_the_node_and_dit_list_follows_family(page, comfy_serve
                   f"f.callback?.(f.value); }})(app.graph.getNodeById({loader}))")
     prompt = tiny_prompt(ui_to_api(wf, object_info))
     sampler = next(k for k, n in prompt.items() if n["class_type"] == "IDVSampler")
-    prompt[sampler]["inputs"]["num_frames"] = 6           # not 4k+1: the sampler warns
+    prompt[sampler]["inputs"]["num_frames"] = 6           # no family makes 6 frames: the sampler warns
     prompt[sampler]["inputs"]["seed"] += 4321
     client = page.evaluate("app.api.clientId || app.api.initialClientId")
     comfy_server.queue(prompt, client, wf)
     page.wait_for(f"(window.__idvideo.warnings['{sampler}'] || []).length > 0", timeout=300)
     text = page.evaluate(f"(n => n.widgets.find(w => w.name === 'idv_warnings').element.textContent)"
                          f"(app.graph.getNodeById({sampler}))")
-    assert "4k+1" in text, text
+    assert "k+1" in text, text
     assert not _pack_errors(page), "\n".join(_pack_errors(page))
