@@ -129,20 +129,22 @@ CONSISID_NOTE = """IDVideo — single-identity video with ConsisID
 """
 
 
-def single_identity(g: Graph):
+PARK_PROMPT = ("The video shows a person walking through a sunlit park, smiling and looking around. Cinematic light, "
+               "shallow depth of field, natural colours.")
+
+
+def consisid_chain(g: Graph, prompt: str = PARK_PROMPT) -> dict:
+    """The ConsisID graph up to the sampler (photo → faces → global + local identity, model → text → sampler);
+    returns the node ids the templates built on it connect to."""
     img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
     fm = g.add("IDVFaceModelsLoader", (0, 380))
     fl = g.add("IDVFaceLoader", (360, 0))
     kp = g.add("IDVKeypointRenderer", (360, 260))
     ml = g.add("IDVConsisIDModelLoader", (0, 560), {"model": "ConsisID-preview"})
-    te = g.add("IDVTextEncode", (360, 560), {"prompt": "The video shows a person walking through a sunlit park, "
-               "smiling and looking around. Cinematic light, shallow depth of field, natural colours."},
-               size=(380, 240))
+    te = g.add("IDVTextEncode", (360, 560), {"prompt": prompt}, size=(380, 240))
     gi = g.add("IDVGlobalIdentity", (780, 0))
     li = g.add("IDVLocalIdentity", (780, 260))
     sm = g.add("IDVSampler", (1160, 0), size=(340, 480))
-    vc = g.add("IDVideoCombine", (1540, 0), size=(360, 480))
-    g.note((780, 560), CONSISID_NOTE, size=(560, 360))
     g.link(img, "IMAGE", fl, "image")
     g.link(fm, "face_models", fl, "face_models")
     g.link(fl, "faces", kp, "faces")
@@ -156,7 +158,14 @@ def single_identity(g: Graph):
     g.link(te, "text_embeds", sm, "text_embeds")
     g.link(gi, "global_identity", sm, "global_identity")
     g.link(li, "local_identity", sm, "local_identity")
-    g.link(sm, "frames", vc, "images")
+    return {"face_models": fm, "faces": fl, "sampler": sm}
+
+
+def single_identity(g: Graph):
+    c = consisid_chain(g)
+    vc = g.add("IDVideoCombine", (1540, 0), size=(360, 480))
+    g.note((780, 560), CONSISID_NOTE, size=(560, 360))
+    g.link(c["sampler"], "frames", vc, "images")
 
 
 WAN_NOTE = """IDVideo — {title}
@@ -375,34 +384,12 @@ BEST_OF_NOTE = """IDVideo - best of N seeds, kept by identity score
 
 
 def best_of_seeds(g: Graph):
-    img = g.add("LoadImage", (0, 0), {"image": "example.png"}, size=(300, 320))
-    fm = g.add("IDVFaceModelsLoader", (0, 380))
-    fl = g.add("IDVFaceLoader", (360, 0))
-    kp = g.add("IDVKeypointRenderer", (360, 260))
-    ml = g.add("IDVConsisIDModelLoader", (0, 560), {"model": "ConsisID-preview"})
-    prompt = ("The video shows a person walking through a sunlit park, smiling and looking around. Cinematic light, "
-              "shallow depth of field, natural colours.")
-    te = g.add("IDVTextEncode", (360, 560), {"prompt": prompt}, size=(380, 240))
-    gi = g.add("IDVGlobalIdentity", (780, 0))
-    li = g.add("IDVLocalIdentity", (780, 260))
+    c = consisid_chain(g)
+    sm, fl, fm = c["sampler"], c["faces"], c["face_models"]
     seeds = g.add("IDVSeedList", (780, 520), {"seeds": "1, 2, 3"}, size=(300, 100))
-    sm = g.add("IDVSampler", (1160, 0), size=(340, 480))
-    sc = g.add("IDVIdentityScore", (1540, 0), {"prompt": prompt}, size=(380, 420))
+    sc = g.add("IDVIdentityScore", (1540, 0), {"prompt": PARK_PROMPT}, size=(380, 420))
     vc = g.add("IDVideoCombine", (1960, 0), size=(360, 480))
     g.note((1160, 560), BEST_OF_NOTE, size=(620, 360))
-    g.link(img, "IMAGE", fl, "image")
-    g.link(fm, "face_models", fl, "face_models")
-    g.link(fl, "faces", kp, "faces")
-    g.link(ml, "model", te, "model")
-    g.link(ml, "model", gi, "model")
-    g.link(fl, "faces", gi, "faces")
-    g.link(kp, "kps_image", gi, "kps_image")
-    g.link(fm, "face_models", li, "face_models")
-    g.link(fl, "faces", li, "faces")
-    g.link(ml, "model", sm, "model")
-    g.link(te, "text_embeds", sm, "text_embeds")
-    g.link(gi, "global_identity", sm, "global_identity")
-    g.link(li, "local_identity", sm, "local_identity")
     g.link_widget(seeds, "seed", sm, "seed")
     g.link(sm, "frames", sc, "frames")
     g.link(fl, "faces", sc, "faces")

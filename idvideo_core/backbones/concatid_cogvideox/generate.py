@@ -21,6 +21,8 @@ import torch
 from ... import bridge
 from ...errors import InputError
 from ...sampling import denoise
+from ...sampling.stages import sampling_progress
+from ..cogvideox import vae_factors
 from .loading import SAT_SCALE_FACTOR
 from .rope import MAX_REFERENCES, rotary_embedding
 from .schedule import SATDPMStepper, v_to_x0
@@ -39,9 +41,6 @@ class Settings:
     cfg: float = 6.0
     seed: int = 42
 
-
-def vae_factors(vae) -> tuple[int, int]:
-    return 2 ** (len(vae.config.block_out_channels) - 1), int(getattr(vae.config, "temporal_compression_ratio", 4))
 
 
 def check_settings(model, s: Settings, n_refs: int) -> Settings:
@@ -170,13 +169,9 @@ def run_sampler(model, text, refs, latents, generator, s: Settings, *, progress:
     stepper = SATDPMStepper(s.steps, generator)
     adapter = ConcatIdCogAdapter(model.transformer, stepper, prompt_embeds_of(text).to(device), refs.to(device),
                                  s.cfg)
-    bar = bridge.Progress(s.steps, "sampling", node_id) if progress else None
-    try:
+    with sampling_progress(s.steps, node_id, progress) as bar:
         return denoise(adapter, stepper, latents.to(device), progress=bar, preview=preview,
                        latent_dtype=torch.float32, on_step=on_step, modules=(model.transformer,))
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def sample(model, text, reference_images, settings: Settings, *, progress: bool = False, preview=None,

@@ -11,14 +11,11 @@ from ...sampling import denoise
 from ...sampling.steppers import make_stepper
 from ...types import GlobalIdentity, LocalIdentity, TextEmbeds
 from ..base import LoadedModel
+from ..cogvideox import vae_factors
 from .adapter import ConsisIDAdapter
 
 log = logging.getLogger("idvideo")
 
-
-def vae_factors(vae) -> tuple[int, int]:
-    """(spatial, temporal) compression of a CogVideoX VAE."""
-    return 2 ** (len(vae.config.block_out_channels) - 1), getattr(vae.config, "temporal_compression_ratio", 4)
 
 
 def trained_size(model: LoadedModel) -> Optional[tuple[int, int]]:

@@ -1,9 +1,9 @@
 """ConsisID's plug-in: CogVideoX-5B-I2V with the face latent on channels and LFE cross-attention every 2nd block."""
 from __future__ import annotations
 
-from ...attention import set_joint_attention
 from ...lora.formats import LoraSupport
 from ...preview import COGVIDEOX
+from .. import cogvideox
 from ..registry import BackboneSpec, ClipDefaults, register
 
 
@@ -11,28 +11,6 @@ def _generate(model, text, req):
     from .generate import generate
 
     return generate(model, text, req)
-
-
-def _encode_prompt(text_encoder, tokenizer, prompt, negative_prompt="", device=None, dtype=None):
-    from ...text import encode_cogvideox_prompt
-
-    return encode_cogvideox_prompt(text_encoder, tokenizer, prompt, negative_prompt, device=device, dtype=dtype)
-
-
-def _workload(transformer, dtype_bytes, width, height, num_frames, references=None):
-    """2 CFG branches (one batched forward); video tokens + 226 text tokens in joint attention."""
-    from ...memory.estimate import Workload
-
-    cfg = getattr(transformer, "config", None)
-    try:
-        dim = cfg.num_attention_heads * cfg.attention_head_dim
-        ffn = transformer.transformer_blocks[0].ff.net[0].proj.out_features
-        p, t = cfg.patch_size, cfg.temporal_compression_ratio
-        frames = (num_frames - 1) // t + 1
-        tokens = frames * (height // 8 // p) * (width // 8 // p) + cfg.max_text_seq_length
-    except (AttributeError, IndexError, TypeError):
-        return None
-    return Workload(2, tokens, dim, ffn, dtype_bytes)
 
 
 def _planned_clip(transformer):
@@ -67,8 +45,8 @@ SPEC = register(BackboneSpec(
     defaults=ClipDefaults(width=720, height=480, num_frames=49, fps=8, steps=50, cfg=6.0, seed=42),
     frame_unit=8,                        # the CogVideoX VAE makes 8k+1 frames from an odd latent count
     block_path="transformer_blocks", identity="face",
-    generate=_generate, encode_prompt=_encode_prompt, workload=_workload,
-    set_attention=lambda tf, choice, kernel: set_joint_attention(tf.transformer_blocks, choice, kernel),
+    generate=_generate, encode_prompt=cogvideox.encode_prompt, workload=cogvideox.make_workload(0),
+    set_attention=cogvideox.set_attention,
     cache_rule=_cache_rule, published="consisid", latent_rgb=COGVIDEOX,
     encode_global_identity=_global_identity, trained_size=_trained_size, planned_clip=_planned_clip,
     lora=LoraSupport("CogVideoXLoraLoaderMixin"),   # CogVideoX LoRAs: diffusers / PEFT or kohya names of its layers
