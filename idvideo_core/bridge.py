@@ -123,6 +123,55 @@ def free_device_memory(device) -> int | None:
     return None
 
 
+# ------------------------------------------------------------------------------------------ messages to the browser
+def executing_node_id() -> str | None:
+    """The id of the node ComfyUI is running now (None outside ComfyUI or when it cannot tell)."""
+    utils = _comfy("comfy_execution.utils")
+    get = getattr(utils, "get_executing_context", None) if utils is not None else None
+    if get is not None:
+        try:
+            ctx = get()
+            if ctx is not None and getattr(ctx, "node_id", None) is not None:
+                return str(ctx.node_id)
+        except Exception:  # noqa: BLE001
+            pass
+    server = _comfy("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None) if server is not None else None
+    node = getattr(instance, "last_node_id", None)
+    return None if node is None else str(node)
+
+
+_PROMPT_HANDLERS: list = []
+
+
+def add_prompt_handler(handler: Callable[[dict], dict]) -> bool:
+    """Run ``handler(json_data) -> json_data`` on every prompt posted to ComfyUI's /prompt, before it is validated
+    (``PromptServer.add_on_prompt_handler``); False outside ComfyUI. Added once per handler name."""
+    server = _comfy("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None) if server is not None else None
+    if instance is None or not hasattr(instance, "add_on_prompt_handler"):
+        return False
+    name = getattr(handler, "__qualname__", repr(handler))
+    if name not in _PROMPT_HANDLERS:
+        instance.add_on_prompt_handler(handler)
+        _PROMPT_HANDLERS.append(name)
+    return True
+
+
+def send_ui_event(event: str, data: dict) -> bool:
+    """Send a message to the browser that queued the prompt (ComfyUI's websocket); False outside ComfyUI."""
+    server = _comfy("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None) if server is not None else None
+    if instance is None or not hasattr(instance, "send_sync"):
+        return False
+    try:
+        instance.send_sync(event, data, getattr(instance, "client_id", None))
+    except Exception as exc:  # noqa: BLE001 - a message the browser misses must never fail the node
+        log.debug("IDVideo: could not send %s to the browser (%s)", event, exc)
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------------------------- interrupts, progress
 def request_cancel() -> None:
     """Cancel the running generation at its next step boundary (CLI, tests; ComfyUI uses its own interrupt)."""

@@ -75,13 +75,13 @@ def apply_overrides(prompt: dict, overrides: dict[str, Any]) -> dict:
 
 def build_prompt(workflow: dict, object_info: dict) -> tuple[dict, dict | None]:
     """(API prompt, UI workflow or None). UI format is recognised by its ``nodes`` list."""
-    from .workflow import ui_to_api, validate_ui_workflow
+    from .workflow import check_ui_workflow, ui_to_api
+    from .workflow.check import explain_problems
 
     if isinstance(workflow.get("nodes"), list):
-        problems = validate_ui_workflow(workflow, object_info)
+        problems = check_ui_workflow(workflow, object_info)[2]
         if problems:
-            raise InputError("The workflow does not match the server's nodes:\n  " + "\n  ".join(problems[:20]),
-                             "Update the pack on the server (or the workflow) so both have the same nodes.")
+            raise InputError(*explain_problems(problems))
         return ui_to_api(workflow, object_info, strict=True), workflow
     if workflow and all(isinstance(v, dict) and "class_type" in v for v in workflow.values()):
         return workflow, None

@@ -9,7 +9,7 @@ import contextlib
 import logging
 from typing import Optional
 
-from . import bridge
+from . import bridge, labels
 from .backbones import registry
 from .backbones.base import LoadedModel
 from .backbones.registry import GenerateRequest
@@ -23,13 +23,14 @@ log = logging.getLogger("idvideo")
 # Sampler node labels → the ``sampler_preset`` keys families list in their spec (``BackboneSpec.sampler_presets``).
 SAMPLER_PRESETS = {"model default": "default", "distilled 4-step (lightx2v)": "lightx2v_4step"}
 
-SELECTION_LABELS = {"largest": "largest", "center": "center", "index": "index", "all (left to right)": "all",
-                    "all": "all"}
-NO_FACE_LABELS = {"error": "error", "use whole image": "whole_image", "whole_image": "whole_image"}
+SELECTION_LABELS = {**{v: v for v in labels.OPTIONS["selection"]},
+                    **{shown: v for v, shown in labels.OPTIONS["selection"].items()}}
+NO_FACE_LABELS = {**{v: v for v in labels.OPTIONS["on_no_face"]},
+                  **{shown: v for v, shown in labels.OPTIONS["on_no_face"].items()}}
 
 
 # ------------------------------------------------------------------------------------------------------- faces
-def load_face_models(provider: str = "CPU", eva_precision: str = "fp32", consisid_folder=None):
+def load_face_models(provider: str = "auto", eva_precision: str = "fp32", consisid_folder=None):
     from .dtypes import resolve_dtype
     from .faces.models import load_face_models as _load
 
@@ -92,7 +93,8 @@ def local_identity(face_models, faces) -> LocalIdentity:
 
     face = _non_empty(faces)[0]
     if len(faces) > 1:
-        log.info("IDVideo: %d faces given; ConsisID uses the first.", len(faces))
+        log.warning("IDVideo: %d faces given (one per image of the batch, or several in one photo); ConsisID's local "
+                    "identity uses the first.", len(faces))
     ident = _local(face_models, face)
     # Face models leave the GPU once the identity is encoded (they are small next to the DiT but not free).
     if getattr(face_models.device, "type", "cpu") != "cpu":
@@ -142,7 +144,7 @@ def attach_memory(model: LoadedModel, mode: str = "auto", blocks_to_swap: Option
     swap = blocks_to_swap if str(getattr(mode, "value", mode)).strip().lower() == "block_swap" else None
     model.memory = plan_and_manage(parts, mode, model.device, blocks_to_swap=swap,
                                    working_bytes=work.activation_bytes if work else 0)
-    log.info("%s", model.memory.summary())      # the summary starts with its own "IDVideo memory plan:" header
+    log.info("%s", model.memory.summary())  # the summary starts with "IDVideo memory plan:"
     return model
 
 
@@ -171,9 +173,15 @@ def global_identity(model: LoadedModel, faces, width: int, height: int, kps_imag
                          "For models that take references (Concat-ID, Phantom) use "
                          "'IDVideo Multi-Identity Concatenator'.")
     face = _non_empty(faces)[0]
+    if len(faces) > 1:
+        log.warning("IDVideo: %d faces given (one per image of the batch, or several in one photo); ConsisID's global "
+                    "identity uses the first.", len(faces))
     kps = None
     if kps_image is not None:
         kps = (np.clip(kps_image[0].cpu().numpy(), 0, 1) * 255).round().astype(np.uint8)
+    from .clip import identity_encode_size
+
+    width, height = identity_encode_size(spec, model, width, height)   # 0 = the model's size
     with _using(model, "vae"):
         ident = encode_global_identity(model, face_image_for_vae(face), width, height, kps)
     return ident
@@ -192,11 +200,16 @@ def generate(model: LoadedModel, text: TextEmbeds, *, width: int, height: int, n
     transformer block (:mod:`idvideo_core.attention`). ``sampler_preset``: "default" or one of the family's
     ``sampler_presets`` (Wan: "lightx2v_4step", the step-distillation settings; backbones/wan/distill.py).
     """
+    from .clip import resolve_clip
+
     spec = registry.spec_of(model)
     if sampler_preset != "default" and sampler_preset not in spec.sampler_presets:
         raise InputError(f"The sampler preset '{sampler_preset}' is not available for {spec.label}.",
                          "Use 'model default'" + (f" or one of: {', '.join(spec.sampler_presets)}."
                                                   if spec.sampler_presets else "."))
+    clip = resolve_clip(spec, model, width, height, num_frames, global_identity, references)  # 0 = auto
+    width, height, num_frames = clip.width, clip.height, clip.num_frames
+    cfg = cfg or spec.defaults.cfg                                        # 0 = the family's reference guidance
     from .lora import sync as sync_loras
 
     sync_loras(model)           # this model's LoRA chain merged (or the base weights restored) while at rest
@@ -314,6 +327,8 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     from .backbones.wan.model import load_wan_model
 
     base = paths.resolve_model_folder("wan", base_folder, published=paths.PUBLISHED["wan"]) if base_folder else None
+    if base is None:
+        _require_without_base(dit, vae, text_encoder)
     pub = wan_published(family)
     dit_p = paths.resolve_file(WAN_FILE_KEYS["dit"], dit, "the DiT weights", pub) if dit else None
     vae_p = paths.resolve_file(WAN_FILE_KEYS["vae"], vae, "the Wan VAE", paths.PUBLISHED["wan"]) if vae else None
@@ -328,6 +343,21 @@ def load_wan(family: str, base_folder=None, dit=None, vae=None, text_encoder=Non
     done = model.options.get("weight_storage", "default")
     return attach_memory(model, memory_mode, blocks_to_swap,
                          "default" if done == "fp8_e4m3" or weight_storage == "auto" else weight_storage)
+
+
+def _require_without_base(dit, vae, text_encoder) -> None:
+    """Without a base folder every part must be a chosen file: say which is missing and where IDVideo looked."""
+    from . import paths
+    from .errors import MissingModelError
+
+    for given, keys, what in ((dit, ("concatid", "diffusion_models"), "the Wan DiT"), (vae, ("vae",), "the Wan VAE"),
+                              (text_encoder, ("text_encoders",), "the UMT5 text encoder")):
+        if not given:
+            searched = [p for k in ("wan",) + keys for p in paths.search_dirs(k)]
+            raise MissingModelError(
+                f"{what} (no base folder is chosen and no file is picked for it)", searched, paths.PUBLISHED["wan"],
+                "Put Wan2.1-T2V-1.3B-Diffusers in models/wan and choose it as base_folder, or put the single file "
+                "in the folder named above and pick it on the loader.")
 
 
 def concat_references(width: int, height: int, face_mode: int, subject_white: bool, faces=None, subjects=(),

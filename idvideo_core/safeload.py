@@ -127,6 +127,27 @@ def safetensors_keys(path: Path | str) -> list[str]:
     return [k for k in read_safetensors_header(path)[1] if k != "__metadata__"]
 
 
+def weight_keys(path: Path | str) -> list[str]:
+    """The tensor names of a weights file without reading its tensors: the safetensors header, or a pickle opened
+    with ``torch.load(weights_only=True, mmap=True)`` (the tensors are mapped, not read). Used to tell files apart
+    for loader lists; unsafe or damaged files raise like :func:`load_weights`."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return safetensors_keys(path)
+    if path.suffix not in PICKLE_EXTS:
+        return []
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeFileError(f"{path} is a pickle IDVideo will not open (it would build Python objects).",
+                              "Use the published weights file.") from exc
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}") from exc
+    return list(_unwrap(obj, path))
+
+
 def read_json(path: Path | str) -> dict:
     path = Path(path)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from idvideo_core import bridge, notices
 from idvideo_core.errors import IDVideoError
 
 log = logging.getLogger("idvideo")
@@ -19,24 +20,49 @@ GLOBAL_ID = "IDV_GLOBAL_ID"
 LOCAL_ID = "IDV_LOCAL_ID"
 REFERENCES = "IDV_REFERENCES"
 
+# Queue-time graph check (nodes/checks.py): a hidden input the pack's prompt handler fills with the reason a node's
+# inputs conflict; the node's VALIDATE_INPUTS then refuses the prompt with that sentence.
+CHECK_INPUT = "idv_check"
+CHECK_INPUT_TYPE = "IDV_CHECK"
+
+WARNINGS_EVENT = "idvideo.warnings"   # server message the pack's JS extension shows on the node
+UI_WARNINGS = "idv_warnings"          # the same list in the ui output of nodes that return one
+
 
 def user_errors(fn):
-    """Let IDVideoError through unchanged (its message names the fix); turn out-of-memory into advice."""
+    """Around every node call: let IDVideoError through unchanged (its message names the fix), turn out-of-memory
+    into advice, and show the warnings the pack logged during the call on the node (issue 14): they go to the
+    browser as an ``idvideo.warnings`` message for the node, into the node's ``ui`` output when it returns one, and
+    are remembered for the Video Combiner's metadata (:mod:`idvideo_core.notices`)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except IDVideoError:
-            raise
-        except MemoryError as exc:
-            raise IDVideoError("Out of memory.", "Choose a lower-memory mode on the model loader (block_swap or "
-                                                 "sequential) and enable VAE tiling.") from exc
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise IDVideoError("The GPU ran out of memory.",
-                                   "Choose memory_mode=block_swap (or sequential) on the model loader and turn on "
-                                   "vae_tiling on the sampler.") from exc
-            raise
+    def wrapper(self, *args, **kwargs):
+        node_id = kwargs.get("unique_id")
+        node_id = str(node_id) if node_id is not None else bridge.executing_node_id()
+        with notices.capture(node_id, type(self).__name__) as caught:
+            try:
+                result = _run(fn, self, *args, **kwargs)
+            finally:
+                if caught.messages and node_id is not None:
+                    bridge.send_ui_event(WARNINGS_EVENT, {"node": node_id, "warnings": list(caught.messages)})
+        if caught.messages and isinstance(result, dict) and isinstance(result.get("ui"), dict):
+            result["ui"][UI_WARNINGS] = list(caught.messages)
+        return result
 
     return wrapper
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except IDVideoError:
+        raise
+    except MemoryError as exc:
+        raise IDVideoError("Out of memory.", "Choose a lower-memory mode on the model loader (block_swap or "
+                                             "sequential) and enable VAE tiling.") from exc
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise IDVideoError("The GPU ran out of memory.",
+                               "Choose memory_mode=block_swap (or sequential) on the model loader and turn on "
+                               "vae_tiling on the sampler.") from exc
+        raise

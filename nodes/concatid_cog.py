@@ -43,6 +43,13 @@ class IDVConcatIDCogVideoXLoader:
     OUTPUT_TOOLTIPS = ("The loaded Concat-ID-CogVideoX model (DiT, VAE, T5 text encoder).",)
 
     @classmethod
+    def idv_family(cls, inputs):
+        """The family this loader makes (the queue-time size check reads the model's defaults from its spec)."""
+        from idvideo_core.backbones.concatid_cogvideox import FAMILY
+
+        return FAMILY
+
+    @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "weights": (_dit_choices(), {"tooltip": "A SAT checkpoint folder under models/concatid (holding "

@@ -1,10 +1,12 @@
 """Face nodes: face models loader, face loader (detect, choose, align, parse), key-point renderer."""
 from __future__ import annotations
 
+from idvideo_core import labels
+
 from ._common import CATEGORY, FACE_MODELS, FACES, user_errors
 
-PROVIDERS = ("CPU", "CUDA", "ROCm", "CoreML")
-SELECTIONS = ("largest", "center", "index", "all (left to right)")
+PROVIDERS = tuple(labels.labels("provider"))
+SELECTIONS = tuple(labels.labels("selection"))
 
 
 class IDVFaceModelsLoader:
@@ -22,8 +24,10 @@ class IDVFaceModelsLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "provider": (list(PROVIDERS), {"default": "CPU", "tooltip": "ONNX Runtime device for antelopev2. "
-                         "Falls back to CPU (with a log line) when the chosen provider is not installed."}),
+            "provider": (list(PROVIDERS), {"default": PROVIDERS[0], "tooltip": "ONNX Runtime device for "
+                         "antelopev2. auto = the best one ONNX Runtime offers (CUDA, ROCm or CoreML, else CPU; the "
+                         "log says which). A chosen provider that is not installed falls back to CPU with a "
+                         "warning."}),
             "eva_precision": (["fp32", "bf16", "fp16"], {"default": "fp32", "tooltip": "Precision of the EVA-CLIP "
                               "tower (the reference uses bf16 on GPU; fp32 on CPU)."}),
         }}
@@ -32,7 +36,7 @@ class IDVFaceModelsLoader:
     def load(self, provider, eva_precision):
         from idvideo_core.runtime import load_face_models
 
-        return (load_face_models(provider, eva_precision),)
+        return (load_face_models(labels.value("provider", provider) or provider, eva_precision),)
 
 
 class IDVFaceLoader:
@@ -57,16 +61,16 @@ class IDVFaceLoader:
             "selection": (list(SELECTIONS), {"default": "largest", "tooltip": "Which face when there are several: "
                           "largest, closest to the centre, the index-th from the left, or all left to right."}),
             "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "With selection=index: 0 = leftmost."}),
-            "on_no_face": (["error", "use whole image"], {"default": "error", "tooltip": "No face found: stop "
+            "on_no_face": (labels.labels("on_no_face"), {"default": labels.label("on_no_face", "error"),
+                           "tooltip": "No face found: stop "
                            "with a clear message, or use the whole image (the reference's fallback) with a "
                            "warning."}),
         }}
 
     @user_errors
     def load(self, face_models, image, selection, index, on_no_face):
-        from idvideo_core.runtime import find_faces
-
         from idvideo_core.preview import temp_previews_for_ui
+        from idvideo_core.runtime import find_faces
 
         faces, aligned, whitened = find_faces(face_models, image, selection, index, on_no_face)
         # "images" (temp PNGs, like core PreviewImage) makes the frontend show the aligned crops on this node.

@@ -11,6 +11,7 @@ class IDVGlobalIdentity:
     SEARCH_ALIASES = ["global facial extractor", "face latent", "consisid identity"]
     CATEGORY = f"{CATEGORY}/identity"
     FUNCTION = "extract"
+    IDV_NODE_NAME = "IDVideo Global Identity Extractor"
     RETURN_TYPES = (GLOBAL_ID, "IMAGE")
     RETURN_NAMES = ("global_identity", "vae_input")
     OUTPUT_TOOLTIPS = ("The face's VAE posterior, sampled by the sampler with its seed.",
@@ -21,14 +22,26 @@ class IDVGlobalIdentity:
         return {"required": {
             "model": (MODEL, {"tooltip": "The ConsisID model (its VAE encodes the face)."}),
             "faces": (FACES, {"tooltip": "Faces from 'IDVideo Face Loader'; the first one is used."}),
-            "width": ("INT", {"default": 720, "min": 64, "max": 4096, "step": 16,
-                              "tooltip": "Video width; must equal the sampler's (ConsisID-preview: 720)."}),
-            "height": ("INT", {"default": 480, "min": 64, "max": 4096, "step": 16,
-                               "tooltip": "Video height; must equal the sampler's (ConsisID-preview: 480)."}),
+            "width": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 16,
+                              "tooltip": "Video width. 0 = the model's trained width (ConsisID-preview: 720). The "
+                                         "sampler follows this size when its own width is 0 (auto)."}),
+            "height": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 16,
+                               "tooltip": "Video height. 0 = the model's trained height (ConsisID-preview: 480)."}),
         }, "optional": {
             "kps_image": ("IMAGE", {"tooltip": "Key-point image from 'IDVideo Key-point Renderer'; used only by "
                                                "models trained with key points (is_kps). The preview ignores it."}),
         }}
+
+    @classmethod
+    def idv_size(cls, inputs, spec=None):
+        """(width, height) the face is encoded at, for the queue-time size check: 0 = the connected model's trained
+        size (from its family's spec); None when unknown (linked widgets, model family not known)."""
+        w, h = inputs.get("width"), inputs.get("height")
+        if not (isinstance(w, int) and isinstance(h, int)):
+            return None
+        if (not w or not h) and spec is None:
+            return None
+        return (w or spec.defaults.width, h or spec.defaults.height)
 
     @user_errors
     def extract(self, model, faces, width, height, kps_image=None):

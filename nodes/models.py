@@ -28,6 +28,11 @@ class IDVConsisIDModelLoader:
     OUTPUT_TOOLTIPS = ("The loaded ConsisID model (transformer, VAE, T5 text encoder, scheduler).",)
 
     @classmethod
+    def idv_family(cls, inputs):
+        """The family this loader makes (the queue-time size check reads the model's defaults from its spec)."""
+        return "consisid"
+
+    @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model": (consisid_choices(), {"tooltip": "A ConsisID folder under models/consisid (or a folder added "
@@ -67,7 +72,7 @@ class IDVTextEncode:
     FUNCTION = "encode"
     RETURN_TYPES = (TEXT,)
     RETURN_NAMES = ("text_embeds",)
-    OUTPUT_TOOLTIPS = ("Prompt and negative prompt embeddings for the IDVideo sampler.",)
+    OUTPUT_TOOLTIPS = ("Prompt and negative prompt embeddings for the 'IDVideo DiT Sampler'.",)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from idvideo_core.runtime import SAMPLER_PRESETS
 
-from ._common import CATEGORY, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT, user_errors
+from ._common import (CATEGORY, CHECK_INPUT, CHECK_INPUT_TYPE, GLOBAL_ID, LOCAL_ID, MODEL, REFERENCES, TEXT,
+                      user_errors)
 
 
 class IDVSampler:
@@ -12,6 +13,7 @@ class IDVSampler:
                    "Progress per step; Cancel stops within one step and the models stay loaded.")
     SEARCH_ALIASES = ["sampler", "generate video", "ksampler", "consisid sampler", "dit sampler"]
     CATEGORY = f"{CATEGORY}/sampling"
+    IDV_CLIP_INPUTS = ("global_identity", "references")   # the queue-time size check follows these (nodes/checks.py)
     FUNCTION = "sample"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
@@ -22,16 +24,21 @@ class IDVSampler:
         return {"required": {
             "model": (MODEL, {"tooltip": "A model from an IDVideo model loader."}),
             "text_embeds": (TEXT, {"tooltip": "From 'IDVideo Text Encode' with the same model."}),
-            "width": ("INT", {"default": 720, "min": 64, "max": 4096, "step": 16,
-                              "tooltip": "Video width. ConsisID-preview is trained at 720×480 only."}),
-            "height": ("INT", {"default": 480, "min": 64, "max": 4096, "step": 16,
-                               "tooltip": "Video height. ConsisID-preview is trained at 720×480 only."}),
-            "num_frames": ("INT", {"default": 49, "min": 1, "max": 1024, "step": 4,
-                                   "tooltip": "Number of frames, 4k+1 (others are snapped with a warning). "
-                                              "ConsisID: 49 (≈6 s at 8 fps)."}),
+            "width": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 16,
+                              "tooltip": "Video width. 0 = auto: the connected global identity's or references' "
+                                         "width, else the model's trained width (ConsisID-preview 720, Wan 1.3B "
+                                         "832). A set width must agree with the connected identity."}),
+            "height": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 16,
+                               "tooltip": "Video height. 0 = auto: the connected identity's height, else the "
+                                          "model's trained height (480)."}),
+            "num_frames": ("INT", {"default": 0, "min": 0, "max": 1024, "step": 1,
+                                   "tooltip": "Number of frames. 0 = the model's default (ConsisID 49 ≈ 6 s at "
+                                              "8 fps; Wan 81 ≈ 5 s at 16 fps). Counts the model cannot make "
+                                              "(ConsisID 8k+1, Wan 4k+1) are snapped with a warning."}),
             "steps": ("INT", {"default": 50, "min": 1, "max": 500, "tooltip": "Denoising steps (reference: 50)."}),
-            "cfg": ("FLOAT", {"default": 6.0, "min": 1.0, "max": 30.0, "step": 0.1,
-                              "tooltip": "Text guidance scale. 1 disables guidance (one pass per step)."}),
+            "cfg": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1,
+                              "tooltip": "Text guidance scale. 0 = the model's reference value (ConsisID 6, "
+                                         "Concat-ID / Phantom 5); 1 disables guidance (one pass per step)."}),
             "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
                              "tooltip": "Random seed; the same seed and inputs give the same video."}),
             "use_dynamic_cfg": ("BOOLEAN", {"default": False, "tooltip": "CogVideoX's cosine-ramped guidance."}),
@@ -63,13 +70,19 @@ class IDVSampler:
                            "with 'IDVideo LoRA Loader'): 4 steps (timesteps 1000/750/500/250, shift 5), their "
                            "re-noising sampler, CFG 1 = one transformer pass per step; steps and cfg above are "
                            "not used."}),
-        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+        }, "hidden": {"unique_id": "UNIQUE_ID", CHECK_INPUT: CHECK_INPUT_TYPE}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, idv_check=None):
+        """Refuse a prompt whose sizes conflict, when it is queued (before any model loads). ``idv_check`` is
+        written into the prompt by the pack's queue-time check (nodes/checks.py), which sees the whole graph."""
+        return True if not idv_check else str(idv_check)
 
     @user_errors
     def sample(self, model, text_embeds, width, height, num_frames, steps, cfg, seed, use_dynamic_cfg=False,
                face_scale=1.0, vae_tiling=True, global_identity=None, local_identity=None, references=None,
                cache_threshold=0.0, attention="sdpa", compile_blocks=False, sampler_preset="model default",
-               unique_id=None):
+               unique_id=None, idv_check=None):
         from idvideo_core.runtime import generate
 
         frames = generate(model, text_embeds, width=width, height=height, num_frames=num_frames, steps=steps,

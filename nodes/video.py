@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 
-from idvideo_core import bridge
+from idvideo_core import bridge, notices
 from idvideo_core.video import format_names, preview_ui, write_video
+
+from ._common import user_errors
 
 log = logging.getLogger("idvideo")
 
@@ -36,7 +38,8 @@ class IDVideoCombine:
                    "and workflow embedded, so dragging the video back into ComfyUI restores the workflow. Never "
                    "overwrites: files are numbered prefix_00001, prefix_00002, …. Also outputs the frames (IMAGE, "
                    "for VHS Video Combine or more processing), a core VIDEO (for Save Video and other core video "
-                   "nodes) and the file path.")
+                   "nodes) and the file path. The warnings of the nodes that made the frames are listed in the video's "
+                   "metadata (idvideo_warnings).")
     CATEGORY = "IDVideo/output"
     FUNCTION = "combine"
     OUTPUT_NODE = True
@@ -54,8 +57,8 @@ class IDVideoCombine:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "The video frames (a batch of images), e.g. from the IDVideo "
-                                                "decoder."}),
+                "images": ("IMAGE", {"tooltip": "The video frames (a batch of images), e.g. from the "
+                                                "'IDVideo DiT Sampler'."}),
                 "frame_rate": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 240.0, "step": 1.0, "round": 0.001,
                                          "tooltip": "Frames per second. CogVideoX/ConsisID are trained at 8, "
                                                     "Wan2.1/Concat-ID/Phantom at 16."}),
@@ -81,6 +84,7 @@ class IDVideoCombine:
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
+    @user_errors
     def combine(self, images, frame_rate=8.0, filename_prefix="IDVideo/IDVideo", format="h264-mp4",
                 save_output=True, crf=-1, prompt=None, extra_pnginfo=None, unique_id=None):
         metadata = None
@@ -90,6 +94,9 @@ class IDVideoCombine:
                 metadata.update(extra_pnginfo)   # "workflow" (UI JSON), as core SaveVideo does
             if prompt is not None:
                 metadata["prompt"] = prompt      # API JSON
+            warned = notices.for_output(None if unique_id is None else str(unique_id), prompt)
+            if warned:                           # what the creator was warned about while making these frames
+                metadata[notices.METADATA_KEY] = warned
             metadata = metadata or None
         saved = write_video(images, fps=frame_rate, format=format, filename_prefix=filename_prefix,
                             metadata=metadata, crf=crf, folder_type="output" if save_output else "temp",

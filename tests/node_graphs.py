@@ -33,7 +33,7 @@ def load_graph(mappings) -> SimpleNamespace:
     g.model, = M["IDVConsisIDModelLoader"]().load("ConsisID-preview", "fp32", "auto", 0)
     fm, = M["IDVFaceModelsLoader"]().load("CPU", "fp32")
     photo = torch.from_numpy(np.asarray(Image.open(TOM).convert("RGB"), np.float32) / 255.0)[None]
-    faces = M["IDVFaceLoader"]().load(fm, photo, "largest", 0, "error")["result"][0]
+    faces = g.faces = M["IDVFaceLoader"]().load(fm, photo, "largest", 0, "error")["result"][0]
     g.local, = M["IDVLocalIdentity"]().extract(fm, faces)
     g.ident, _ = M["IDVGlobalIdentity"]().extract(g.model, faces, TINY_WIDTH, TINY_HEIGHT)
     g.text, = M["IDVTextEncode"]().encode(g.model, "a man smiles", "")

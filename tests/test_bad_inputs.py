@@ -338,7 +338,7 @@ def _two_faces_image():
 ERR, WARN = "error", "warn"
 CASES = [
     # ---- faces and images
-    ("no_face", _face_loader("blind", _photo), ERR, E.NoFaceError, ["No face was found", "whole_image"]),
+    ("no_face", _face_loader("blind", _photo), ERR, E.NoFaceError, ["No face was found", "'use whole image'"]),
     ("many_faces_index_out_of_range", _face_loader("two", _two_faces_image, "index", 5), ERR, E.InputError,
      ["only 2 face(s)", "between 0 and 1"]),
     ("face_under_40px", _face_loader("two", _two_faces_image, "index", 0), WARN, None, ["under 40 px"]),

@@ -36,7 +36,8 @@ def test_no_face_raises_with_the_fix(blind):
     with pytest.raises(NoFaceError) as err:
         analyze_image(blind[0], read_rgb(TOM))
     msg = str(err.value)
-    assert "No face was found in image 0" in msg and "Fix:" in msg and "whole_image" in msg
+    assert "No face was found in image 0" in msg and "Fix:" in msg
+    assert "'use whole image'" in msg and "whole_image" not in msg   # the label the Face Loader shows
 
 
 def test_whole_image_fallback_warns_and_still_gives_an_identity(blind, caplog):

@@ -67,9 +67,13 @@ def test_draw_kps_stays_in_bounds(w, h, pts):
     assert img.shape == (h, w, 3) and img.dtype == np.uint8
     ys, xs = np.nonzero(img.any(axis=2))
     if len(xs):
-        # every lit pixel lies within a dot radius of a key point or of a limb segment's ellipse (half-length + 4)
-        lo = arr.min(axis=0) - kps.RADIUS - kps.STICK_WIDTH - 2
-        hi = arr.max(axis=0) + kps.RADIUS + kps.STICK_WIDTH + 2
+        # every lit pixel lies within a dot radius of a key point or of a limb segment's ellipse (half-length + 4);
+        # the reference truncates the limb angle to whole degrees, which turns an ellipse's tip by up to 1°: it can
+        # reach (half-length)·sin(1°) past the segment's end (2 px for a 230 px limb), plus 2 px of integer rounding
+        limb = max(float(np.hypot(*(arr[a] - arr[b]))) for a, b in kps.LIMBS)
+        slack = kps.RADIUS + kps.STICK_WIDTH + 2 + limb / 2 * math.sin(math.radians(1))
+        lo = arr.min(axis=0) - slack
+        hi = arr.max(axis=0) + slack
         assert xs.min() >= math.floor(lo[0]) and xs.max() <= math.ceil(hi[0])
         assert ys.min() >= math.floor(lo[1]) and ys.max() <= math.ceil(hi[1])
 

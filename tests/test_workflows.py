@@ -395,3 +395,35 @@ def test_fuzzed_workflows_only_raise_input_error(wf, strict):
         json.dumps(prompt)
     except InputError:
         pass
+
+
+# ------------------------------------------------------------------------ run-workflow: broken file vs pack mismatch
+def _template(name="single_identity_consisid.json"):
+    return copy.deepcopy(load_workflow(REPO / "workflows" / name))
+
+
+def test_run_workflow_names_the_broken_link(pack_schemas):
+    """A link deleted from the links table is the file's fault: the message names the link and the input, and does
+    not send the creator to update the pack (issue 14)."""
+    from idvideo_core.remote import build_prompt
+
+    wf = _template()
+    gone = wf["links"].pop(0)
+    with pytest.raises(InputError) as err:
+        build_prompt(wf, pack_schemas)
+    text = str(err.value)
+    assert "workflow itself is broken" in text and f"link {gone[0]}" in text
+    assert "node definitions" not in text and "update the idvideo pack" not in text.lower()
+
+
+def test_run_workflow_reports_a_pack_mismatch(pack_schemas):
+    from idvideo_core.remote import build_prompt
+
+    wf = _template()
+    sampler = next(n for n in wf["nodes"] if n["type"] == "IDVSampler")
+    sampler["widgets_values"] = sampler["widgets_values"][:-1]   # saved by another version of the pack
+    with pytest.raises(InputError) as err:
+        build_prompt(wf, pack_schemas)
+    text = str(err.value)
+    assert "saved with other node definitions" in text and "update the idvideo pack" in text.lower()
+    assert "broken" not in text

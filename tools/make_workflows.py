@@ -193,7 +193,7 @@ def _wan(g: Graph, family, dit, face_mode, cfg, prompt, note, subject: bool):
     ml = g.add("IDVWanModelLoader", (0, 560), {"family": family, "base_folder": "Wan2.1-T2V-1.3B-Diffusers",
                                                 "dit": dit}, size=(380, 280))
     te = g.add("IDVTextEncode", (420, 560), {"prompt": prompt}, size=(380, 240))
-    sm = g.add("IDVSampler", (1140, 0), {"width": 832, "height": 480, "num_frames": 81, "cfg": cfg},
+    sm = g.add("IDVSampler", (1140, 0), {"cfg": cfg},  # size and length follow the concatenator and the model
                size=(340, 480))
     vc = g.add("IDVideoCombine", (1520, 0), {"frame_rate": 16.0}, size=(360, 480))
     g.note((840, 560), note, size=(560, 340))

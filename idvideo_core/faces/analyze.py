@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import InputError, NoFaceError, option
+from ..errors import InputError, NoFaceError
+from ..labels import setting
 from ..types import DetectedFace
 from . import align
 from .facexlib_nets import RETINAFACE_CONF
@@ -117,7 +118,7 @@ def _no_face(models, rgb: np.ndarray, image_index: int, on_no_face: str) -> list
         return [_whole_image(models, rgb, image_index)]
     raise NoFaceError(f"No face was found in image {image_index} ({w}×{h} after resizing).",
                       "Use a photo where the face is clear, frontal and at least ~100 px wide (crop closer to "
-                      "the face), or set " + option("on_no_face") + " to 'whole_image' to use the whole picture.")
+                      f"the face), or {setting('on_no_face', 'whole_image')} to use the whole picture.")
 
 
 def _check_size(faces: list[DetectedFace]) -> None:

@@ -362,7 +362,7 @@ def tower_from_state_dict(sd: Mapping[str, torch.Tensor], device="cpu", dtype: t
         raise CorruptFileError(source, f"the EVA vision tower is incomplete: missing {shown}")
     extra = sorted(set(weights) - set(expected))
     if extra:
-        log.warning("IDVideo EVA-CLIP: ignoring %d unused tensors in %s (e.g. visual.%s)", len(extra), source, extra[0])
+        log.warning("IDVideo: EVA-CLIP ignores %d unused tensors in %s (e.g. visual.%s)", len(extra), source, extra[0])
     shaped = tower.state_dict()
     bad = [k for k in expected if tuple(weights[k].shape) != tuple(shaped[k].shape)]
     if bad:

@@ -47,9 +47,10 @@ class FaceModels:
         return self
 
 
-def load_face_models(provider: str = "CPU", device=None, dtype: torch.dtype = torch.float32,
+def load_face_models(provider: str = "auto", device=None, dtype: torch.dtype = torch.float32,
                      consisid_folder: Path | str | None = None) -> FaceModels:
-    """Find and load every face model. ``provider``: CPU, CUDA, ROCm or CoreML (falls back to CPU, logged)."""
+    """Find and load every face model. ``provider``: auto (the best ONNX Runtime offers), CPU, CUDA, ROCm or
+    CoreML (falls back to CPU, logged)."""
     from .eva_clip import load_eva_clip
     from .facexlib_nets import load_bisenet, load_retinaface
 

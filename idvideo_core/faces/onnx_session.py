@@ -19,16 +19,35 @@ PROVIDERS = {
     "ROCM": "ROCMExecutionProvider",
     "COREML": "CoreMLExecutionProvider",
 }
-PROVIDER_CHOICES = ("CPU", "CUDA", "ROCm", "CoreML")
+PROVIDER_CHOICES = ("auto", "CPU", "CUDA", "ROCm", "CoreML")
+BEST_FIRST = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider")
+_AUTO_SAID: set = set()
 
 
 def _ort():
     return require("onnxruntime", "Face analysis (antelopev2)", "onnxruntime  (or onnxruntime-gpu for CUDA)")
 
 
+def best_provider(available=None) -> str:
+    """The fastest provider this ONNX Runtime offers: CUDA, ROCm or CoreML when present, else CPU."""
+    available = list(_ort().get_available_providers()) if available is None else list(available)
+    return next((p for p in BEST_FIRST if p in available), "CPUExecutionProvider")
+
+
 def resolve_providers(provider: str) -> list[str]:
-    """Map a user choice to an ONNX Runtime provider list, falling back to CPU with a warning when unavailable."""
-    key = str(provider).upper()
+    """Map a user choice to an ONNX Runtime provider list, falling back to CPU with a warning when unavailable.
+
+    ``auto`` (the loader's default) takes the best provider ONNX Runtime offers and says which in the log."""
+    key = str(provider).split(" ")[0].upper()
+    if key == "AUTO":
+        available = list(_ort().get_available_providers())
+        best = best_provider(available)
+        said = (best, tuple(available))
+        if said not in _AUTO_SAID:            # once per choice, not once per ONNX file
+            _AUTO_SAID.add(said)
+            log.info("IDVideo: face models run on ONNX Runtime's %s (provider auto; available: %s).",
+                     best.replace("ExecutionProvider", ""), ", ".join(available))
+        return [best] if best == "CPUExecutionProvider" else [best, "CPUExecutionProvider"]
     if key not in PROVIDERS:
         log.warning("IDVideo: unknown ONNX provider '%s' (choices: %s); using CPU.", provider,
                     ", ".join(PROVIDER_CHOICES))
@@ -45,7 +64,7 @@ def resolve_providers(provider: str) -> list[str]:
     return [wanted, "CPUExecutionProvider"]
 
 
-def open_session(path: Path | str, provider: str = "CPU", published: str | None = None):
+def open_session(path: Path | str, provider: str = "auto", published: str | None = None):
     """Create an ``InferenceSession``; a truncated or non-ONNX file becomes a :class:`CorruptFileError`."""
     ort = _ort()
     path = Path(path)

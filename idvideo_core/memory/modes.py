@@ -60,8 +60,11 @@ class MemoryPlan:
                                                  MemoryMode.SEQUENTIAL)
 
     def describe(self) -> str:
-        head = f"IDVideo memory plan: {self.mode.value} on {self.device}"
-        if self.mode is MemoryMode.BLOCK_SWAP:
+        if self.on_cpu:  # nothing moves on the CPU: the mode's name ("gpu", "block_swap") would only mislead
+            head = "IDVideo memory plan: CPU only (no GPU in use)"
+        else:
+            head = f"IDVideo memory plan: {self.mode.value} on {self.device}"
+        if self.mode is MemoryMode.BLOCK_SWAP and not self.on_cpu:
             head += f", {self.blocks_to_swap} blocks swapped"
         head += f", VAE tiling {'on' if self.vae_tiling else 'off'}"
         return "\n".join([head] + [f"  - {r}" for r in self.reasons])

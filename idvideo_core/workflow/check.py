@@ -15,10 +15,17 @@ from .ui_format import UiLink, UiNode, UiWorkflow, parse_ui_workflow
 
 @dataclass(frozen=True)
 class Problem:
-    """A semantic problem. ``blocking`` problems make the workflow impossible to convert to a prompt."""
+    """A semantic problem. ``blocking`` problems make the workflow impossible to convert to a prompt.
+
+    ``kind`` says whose problem it is: ``"workflow"`` (the file itself is broken: a link that points nowhere, an
+    input left unconnected), ``"pack"`` (the workflow was saved with other node definitions than the server's: an
+    unknown node type, a changed input, output or widget list) or ``"value"`` (a widget value the server refuses,
+    e.g. a model file it does not have).
+    """
 
     message: str
     blocking: bool = True
+    kind: str = "workflow"
 
 
 def types_compatible(origin: str, target: str) -> bool:
@@ -73,7 +80,7 @@ def widget_values(node: UiNode, schema: NodeSchema, out: list[Problem]) -> dict[
         if len(values) != len(slots):
             expected = ", ".join(s.name for s in slots) or "none"
             out.append(Problem(f"{_label(node)} has {len(values)} widget values but {schema.class_type} expects "
-                               f"{len(slots)} ({expected})."))
+                               f"{len(slots)} ({expected}).", kind="pack"))
             return {}
         named = {s.name: v for s, v in zip(slots, values) if s.kind == "value"}
         for slot, value in zip(slots, values):
@@ -85,7 +92,7 @@ def widget_values(node: UiNode, schema: NodeSchema, out: list[Problem]) -> dict[
         spec = schema.input(name)
         why = _value_problem(spec, value) if spec else None
         if why:
-            out.append(Problem(f"{_label(node)}: widget '{name}' {why}.", blocking=False))
+            out.append(Problem(f"{_label(node)}: widget '{name}' {why}.", blocking=False, kind="value"))
     return named
 
 
@@ -96,21 +103,22 @@ def _check_node(node: UiNode, schema: NodeSchema, wf: UiWorkflow, out: list[Prob
     for entry in node.inputs:
         if schema.input(entry.name) is None and entry.name not in helpers:
             out.append(Problem(f"{_label(node)} has an input '{entry.name}' that {schema.class_type} does not "
-                               "declare."))
+                               "declare.", kind="pack"))
     for i, entry in enumerate(node.outputs):
         if i >= len(schema.outputs):
             out.append(Problem(f"{_label(node)} has output #{i} '{entry.name}' but {schema.class_type} declares "
-                               f"only {len(schema.outputs)} outputs."))
+                               f"only {len(schema.outputs)} outputs.", kind="pack"))
         elif entry.type not in ("*", schema.outputs[i]):
             out.append(Problem(f"{_label(node)} output #{i} '{entry.name}' is saved as {entry.type} but "
-                               f"{schema.class_type} now returns {schema.outputs[i]}."))
+                               f"{schema.class_type} now returns {schema.outputs[i]}.", kind="pack"))
     for spec in schema.inputs:
         if not spec.required or spec.name in linked:
             continue
         if spec.is_widget and (spec.name in named or isinstance(node.widgets_values, list)):
             continue  # a list of the right length carries every widget value (count checked above)
         what = "is not connected" if not spec.is_widget else "has no value"
-        out.append(Problem(f"{_label(node)}: required input '{spec.name}' ({spec.type}) {what}."))
+        out.append(Problem(f"{_label(node)}: required input '{spec.name}' ({spec.type}) {what}.",
+                           kind="workflow" if not spec.is_widget else "pack"))
 
 
 def _source_type(wf: UiWorkflow, schemas: Mapping[str, NodeSchema], link: UiLink) -> tuple[str, UiNode] | None:
@@ -162,7 +170,7 @@ def _check_links(wf: UiWorkflow, schemas: Mapping[str, NodeSchema], out: list[Pr
         if spec is not None and source is not None and not types_compatible(source[0], spec.type):
             via = f" (through {_label(origin)})" if source[1] is not origin else ""
             out.append(Problem(f"link {link.id} connects a {source[0]} output of {_label(source[1])}{via} to input "
-                               f"'{entry.name}' ({spec.type}) of {_label(target)}."))
+                               f"'{entry.name}' ({spec.type}) of {_label(target)}.", kind="pack"))
     for node in wf.nodes.values():
         for slot, entry in enumerate(node.inputs):
             link = wf.links.get(entry.link) if entry.link is not None else None
@@ -186,16 +194,40 @@ def check_ui_workflow(wf: Any, schemas: Mapping[str, Any]) -> tuple[UiWorkflow, 
         if node.type in UI_ONLY_NODES:
             continue
         if node.type in parsed.subgraph_ids:
-            problems.append(Problem(f"{_label(node)} is a subgraph; IDVideo's checker does not expand subgraphs."))
+            problems.append(Problem(f"{_label(node)} is a subgraph; IDVideo's checker does not expand subgraphs.",
+                                    kind="value"))
             continue
         schema = known.get(node.type)
         if schema is None:
             problems.append(Problem(f"{_label(node)}: node type '{node.type}' is not installed (known types "
-                                    "include the IDVideo pack and the core nodes given to the checker)."))
+                                    "include the IDVideo pack and the core nodes given to the checker).", kind="pack"))
             continue
         _check_node(node, schema, parsed, problems)
     _check_links(parsed, known, problems)
     return parsed, known, problems
+
+
+def explain_problems(problems: list[Problem], *, limit: int = 20) -> tuple[str, str]:
+    """(message, fix) for blocking problems, telling a broken workflow apart from a pack mismatch."""
+    broken = [p.message for p in problems if p.kind == "workflow"]
+    mismatch = [p.message for p in problems if p.kind == "pack"]
+    values = [p.message for p in problems if p.kind == "value"]
+    parts, fixes = [], []
+    if broken:
+        parts.append("The workflow itself is broken (this is not a version mismatch):\n" +
+                     "\n".join(f"  - {m}" for m in broken[:limit]))
+        fixes.append("open the workflow in ComfyUI, reconnect the inputs and links named above and save it again")
+    if mismatch:
+        parts.append("The workflow does not match the installed nodes (it was saved with other node definitions):\n" +
+                     "\n".join(f"  - {m}" for m in mismatch[:limit]))
+        fixes.append("update the IDVideo pack on the server (or re-save the workflow with the server's version) so "
+                     "both have the same nodes")
+    if values:
+        parts.append("Some widget values are not accepted by the server:\n" +
+                     "\n".join(f"  - {m}" for m in values[:limit]))
+        fixes.append("pick values the server lists (model files must exist on the server)")
+    fix = "; ".join(fixes)
+    return "\n".join(parts), fix[:1].upper() + fix[1:] + "."
 
 
 def validate_ui_workflow(wf: Any, schemas: Mapping[str, Any]) -> list[str]:

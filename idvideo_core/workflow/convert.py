@@ -7,16 +7,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InputError
-from .check import check_ui_workflow, types_compatible, widget_values
+from .check import check_ui_workflow, explain_problems, types_compatible, widget_values
 from .schema import UI_ONLY_NODES
 from .ui_format import UiLink, UiNode, UiWorkflow
 
 MODE_MUTED = 2   # "Never": the node and everything fed only by it is left out of the prompt
 MODE_BYPASS = 4  # inputs are passed through to outputs of the same type
-
-_FIX_SCHEMA = ("Open the workflow in ComfyUI with the current IDVideo nodes installed, fix the red nodes and links, "
-               "and save it again.")
-
 
 
 def _litegraph_valid(a: str, b: str) -> bool:
@@ -74,10 +70,9 @@ def ui_to_api(wf: Any, schemas: Mapping[str, Any], *, strict: bool = False) -> d
     included).
     """
     parsed, known, problems = check_ui_workflow(wf, schemas)
-    blocking = [p.message for p in problems if p.blocking or strict]
+    blocking = [p for p in problems if p.blocking or strict]
     if blocking:
-        raise InputError("The workflow does not match the installed nodes:\n" +
-                         "\n".join(f"  - {m}" for m in blocking), _FIX_SCHEMA)
+        raise InputError(*explain_problems(blocking))
     prompt: dict[str, dict] = {}
     wired: list[tuple[str, str]] = []
     for node in parsed.nodes.values():

@@ -136,3 +136,35 @@ def test_video_plays_in_combiner_after_run(page, comfy_server, object_info, out_
     shot = page.screenshot(out_dir / f"{path.stem}_after_run.png")
     print(f"video shown by: {shown_by}; screenshot: {shot}")
     assert not _pack_errors(page), "\n".join(_pack_errors(page))
+
+
+def test_warnings_show_on_the_node_and_dit_list_follows_family(page, comfy_server, object_info):
+    """Issue 14: a warning logged while the sampler runs appears in a box on the sampler; the Wan loader's dit list
+    shows only the files the chosen family can load."""
+    from test_integration import tiny_prompt
+
+    wan = [p for p in WORKFLOWS if any(n["type"] == "IDVWanModelLoader" for n in json.loads(p.read_text())["nodes"])]
+    if not wan:
+        pytest.skip("no Wan template in workflows/")
+    wf = json.loads(wan[0].read_text())
+    page.evaluate(f"app.loadGraphData(JSON.parse({json.dumps(json.dumps(wf))}), true, true, null, "
+                  "{showMissingNodesDialog: false, showMissingModelsDialog: false}).then(() => true)")
+    page.wait_for(f"app.graph.nodes.length === {len(wf['nodes'])}", timeout=30)
+    loader = [n["id"] for n in wf["nodes"] if n["type"] == "IDVWanModelLoader"][0]
+    listed = page.evaluate(f"(n => {{ const f = n.widgets.find(w => w.name === 'family'); f.value = 'Phantom-Wan'; "
+                           f"f.callback?.(f.value); return n.widgets.find(w => w.name === 'dit').options.values; }})"
+                           f"(app.graph.getNodeById({loader}))")
+    assert "second_stage_adaln.pt" not in listed and "Phantom-Wan-1.3B.pth" in listed, listed
+    page.evaluate(f"(n => {{ const f = n.widgets.find(w => w.name === 'family'); f.value = 'Concat-ID-Wan'; "
+                  f"f.callback?.(f.value); }})(app.graph.getNodeById({loader}))")
+    prompt = tiny_prompt(ui_to_api(wf, object_info))
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "IDVSampler")
+    prompt[sampler]["inputs"]["num_frames"] = 6           # no family makes 6 frames: the sampler warns
+    prompt[sampler]["inputs"]["seed"] += 4321
+    client = page.evaluate("app.api.clientId || app.api.initialClientId")
+    comfy_server.queue(prompt, client, wf)
+    page.wait_for(f"(window.__idvideo.warnings['{sampler}'] || []).length > 0", timeout=300)
+    text = page.evaluate(f"(n => n.widgets.find(w => w.name === 'idv_warnings').element.textContent)"
+                         f"(app.graph.getNodeById({sampler}))")
+    assert "k+1" in text, text
+    assert not _pack_errors(page), "\n".join(_pack_errors(page))

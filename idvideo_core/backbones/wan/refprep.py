@@ -108,7 +108,7 @@ def concatid_reference(face: DetectedFace, width: int = 832, height: int = 480,
     if parser is not None:
         crop, applied = apply_parsing(crop, parser.labels(crop))
         if not applied:
-            log.info("IDVideo: face-parsing foreground under 40 %%; the crop is used unmasked (as the reference).")
+            log.info("IDVideo: face-parsing foreground under 40 %; the crop is used unmasked (as the reference).")
     image = letterbox_black(crop, width, height)
     ref = Reference(image=image, kind="face", label=label, source_index=face.image_index)
     return ref
