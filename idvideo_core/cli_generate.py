@@ -516,13 +516,17 @@ def check_clip(plan: Plan) -> None:
 
     loader = next((n["inputs"] for n in plan.prompt.values() if n["class_type"].endswith("ModelLoader")
                    and n["class_type"] != "IDVFaceModelsLoader"), {})
+    from .backbones.registry import get
+
     sampler = next(n["inputs"] for n in plan.prompt.values() if n["class_type"] == "IDVSampler")
-    frames, warnings = family_check(plan.family, loader, sampler["width"], sampler["height"], sampler["num_frames"],
-                                    sampler["steps"], sampler["cfg"])
+    d = get(plan.family).defaults             # 0 = auto on the sampler: the family's values (issue 14)
+    frames, warnings = family_check(plan.family, loader, sampler["width"], sampler["height"],
+                                    sampler["num_frames"] or d.num_frames, sampler["steps"], sampler["cfg"] or d.cfg)
     plan.warnings += warnings
     for w in warnings:
         log.warning("IDVideo: %s", w)
-    sampler["num_frames"] = frames
+    if sampler["num_frames"]:
+        sampler["num_frames"] = frames
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -707,8 +711,12 @@ def _smoke_setup(args) -> None:
 
 def header(plan: Plan) -> str:
     s = next(n["inputs"] for n in plan.prompt.values() if n["class_type"] == "IDVSampler")
-    return (f"IDVideo {plan.family} (template {plan.template}): {s['width']}x{s['height']}, {s['num_frames']} frames, "
-            f"{s['steps']} steps, cfg {s['cfg']}, seed {s['seed']} -> {', '.join(plan.formats)}")
+    def auto(v):
+        return v or "auto"
+
+    return (f"IDVideo {plan.family} (template {plan.template}): {auto(s['width'])}x{auto(s['height'])}, "
+            f"{auto(s['num_frames'])} frames, {s['steps']} steps, cfg {auto(s['cfg'])}, seed {s['seed']} -> "
+            f"{', '.join(plan.formats)}")
 
 
 def run(args) -> dict:

@@ -96,7 +96,7 @@ def _replace(argv, flag, value):
 
 BAD = {  # case -> (argv change, flag the message must name)
     "bad size": (lambda a, t: _replace(a, "--width", "128"), "--width"),
-    "frames range": (lambda a, t: _replace(a, "--frames", "0"), "--frames"),
+    "frames range": (lambda a, t: _replace(a, "--frames", "-1"), "--frames"),
     "steps range": (lambda a, t: _replace(a, "--steps", "0"), "--steps"),
     "cfg range": (lambda a, t: a + ["--cfg", "31"], "--cfg"),
     "face index range": (lambda a, t: a + ["--face-index", "99"], "--face-index"),

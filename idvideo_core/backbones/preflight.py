@@ -21,6 +21,12 @@ def _consisid(loader: dict, width: int, height: int, num_frames: int, steps: int
     configs = SimpleNamespace(
         transformer=SimpleNamespace(config=SimpleNamespace(**read_json(Path(folder) / "transformer" / "config.json"))),
         vae=SimpleNamespace(config=SimpleNamespace(**read_json(Path(folder) / "vae" / "config.json"))))
+    if not width or not height:             # auto (0): the size the weights are pinned to, else the family's
+        from .consisid.generate import trained_size
+        from .registry import get
+
+        pinned = trained_size(configs) or (get("consisid").defaults.width, get("consisid").defaults.height)
+        width, height = width or pinned[0], height or pinned[1]
     settings = check_settings(configs, ConsisIDSettings(width=width, height=height, num_frames=num_frames,
                                                         steps=steps, cfg=cfg))
     return settings.num_frames
