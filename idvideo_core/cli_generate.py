@@ -329,18 +329,17 @@ def _file_value(name: str, value: str) -> str:
 
 def build_plan(args) -> Plan:
     """Everything checked, nothing loaded: the family's template with the command line applied."""
-    from .setup_check import family_templates, pack_node_classes
+    from .setup_check import family_template_table, family_templates, pack_node_classes
     from .workflow import ui_to_api
 
     classes = {**pack_node_classes(), "LoadImage": CliImage, IMAGE_NODE: CliImage}
     family = _detect_family(args)
-    tpl = family_templates()[family]
+    entry = family_template_table()[family]
+    tpl = entry.path
     if tpl is None:
         raise InputError(f"No template runs the '{family}' family from the command line yet.",
                          f"Use {option('family')} " + " or ".join(f for f, t in family_templates().items() if t))
-    from .setup_check import BORROWED
-
-    if family in BORROWED and not getattr(args, "dit", None):
+    if entry.borrowed and not getattr(args, "dit", None):
         raise InputError(f"No template is made for the {family} family, so its DiT file must be named.",
                          f"Add {option('dit')} (e.g. second_stage_adaln.pt for Concat-ID-Wan) and check "
                          f"{option('face_mode')}.")
@@ -386,10 +385,10 @@ def _apply_flags(plan: Plan, args, opts: dict[str, Option]) -> None:
         plan.formats = [n["inputs"].get("format") for n in plan.prompt.values()
                         if n["class_type"] == "IDVideoCombine"][:1] or ["h264-mp4"]
     # the family template picks the Wan loader's family: keep it in step with --family
-    labels = {v: k for k, v in _wan_labels().items()}
+    label = {v: k for k, v in _wan_labels().items()}.get(plan.family)
     for node in plan.prompt.values():
-        if "family" in node["inputs"] and plan.family in labels:
-            node["inputs"]["family"] = labels[plan.family]
+        if label is not None and "family" in node["inputs"]:
+            node["inputs"]["family"] = label
 
 
 def _wire_images(plan: Plan, args) -> None:

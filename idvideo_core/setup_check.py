@@ -559,37 +559,46 @@ def templates(folder: Path = TEMPLATES_DIR) -> dict[str, list[tuple[str, dict]]]
 #: The loader nodes whose widget values say which model family a template runs.
 MODEL_LOADERS = ("IDVConsisIDModelLoader", "IDVWanModelLoader", "IDVConcatIDCogVideoXLoader")
 #: families run through another family's template (filled by :func:`family_templates`).
-BORROWED: set = set()
+@dataclass(frozen=True)
+class FamilyTemplate:
+    """The template that runs a family from the command line; ``borrowed``: made for another Wan family (its DiT
+    file must then be named)."""
+
+    path: Optional[Path]
+    borrowed: bool = False
 
 
-def family_templates(folder: Path = TEMPLATES_DIR) -> dict[str, Optional[Path]]:
+def family_template_table(folder: Path = TEMPLATES_DIR) -> dict[str, FamilyTemplate]:
     """Each model family and the template that runs it: its plainest one (fewest nodes, so no scoring or seed-list
-    extras). A Wan family no template is made for borrows the plainest Wan template (:data:`BORROWED`)."""
-    out: dict[str, Optional[Path]] = {}
+    extras). A Wan family no template is made for borrows the plainest Wan template."""
+    out: dict[str, FamilyTemplate] = {}
     sizes: dict[str, int] = {}
     for p in sorted(folder.glob("*.json")):
         nodes = loader_nodes(json.loads(p.read_text(encoding="utf-8")))
         _, fams = requirements_of([n for n in nodes if n[0] in MODEL_LOADERS])
         for fam in fams:
             if fam not in out or len(nodes) < sizes[fam]:
-                out[fam], sizes[fam] = p, len(nodes)
+                out[fam], sizes[fam] = FamilyTemplate(p), len(nodes)
     wan_families = set(_module_attr("IDVWanModelLoader", "FAMILY_LABELS", {}).values())
-    wan = [(sizes[f], p) for f, p in out.items() if f in wan_families]
+    wan = [(sizes[f], t.path) for f, t in out.items() if f in wan_families]
     wan_tpl = min(wan, key=lambda t: t[0])[1] if wan else None
-    for fam in sorted(wan_families):
-        if fam not in out:
-            out[fam] = wan_tpl
-            BORROWED.add(fam)
+    for fam in sorted(wan_families - set(out)):
+        out[fam] = FamilyTemplate(wan_tpl, borrowed=True)
     return out
+
+
+def family_templates(folder: Path = TEMPLATES_DIR) -> dict[str, Optional[Path]]:
+    """:func:`family_template_table` as family → template path."""
+    return {fam: t.path for fam, t in family_template_table(folder).items()}
 
 
 def family_nodes(tpls: dict[str, list[tuple[str, dict]]]) -> dict[str, list[tuple[str, dict]]]:
     """Each model family's loader nodes: those of its plainest template (:func:`family_templates`); a Wan family no
     template is made for gets its Wan loader alone, with the other templates' base files."""
     out: dict[str, list[tuple[str, dict]]] = {}
-    for fam, p in family_templates().items():
-        if p is not None and fam not in BORROWED and p.stem in tpls:
-            out[fam] = tpls[p.stem]
+    for fam, t in family_template_table().items():
+        if t.path is not None and not t.borrowed and t.path.stem in tpls:
+            out[fam] = tpls[t.path.stem]
     wan_base = next((dict(w) for nodes in tpls.values() for t, w in nodes if t == "IDVWanModelLoader"), None)
     if wan_base is not None:
         labels = _module_attr("IDVWanModelLoader", "FAMILY_LABELS", {})

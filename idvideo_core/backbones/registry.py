@@ -94,6 +94,8 @@ class BackboneSpec:
     trained_size: Optional[Callable] = None
     planned_clip: Optional[Callable] = None  # transformer -> (w, h, frames) to plan memory for; None = defaults
     block_list: Optional[Callable] = None    # transformer -> blocks, where block_path alone does not reach them
+    preflight: Optional[Callable] = None     # (loader widgets, width, height, frames, steps, cfg) -> frames to make:
+    #                                          the sampler's own checks from config files only, before any weight
     sampler_presets: tuple = ()              # presets besides "default" the family's generate understands
     lora: Any = None                         # lora.LoraSupport: how the family's LoRA files are read (None: none)
     description: str = ""

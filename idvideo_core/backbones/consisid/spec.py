@@ -22,6 +22,26 @@ def _planned_clip(transformer):
         return None
 
 
+def _preflight(loader, width, height, num_frames, steps, cfg):
+    """The sampler's ``check_settings`` on the transformer and VAE configs read from ``config.json`` (no weights)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from ...safeload import read_json
+    from .generate import ConsisIDSettings, check_settings, trained_size
+    from .loading import resolve_consisid_folder
+
+    folder = Path(resolve_consisid_folder(loader.get("model") or "ConsisID-preview"))
+    configs = SimpleNamespace(
+        transformer=SimpleNamespace(config=SimpleNamespace(**read_json(folder / "transformer" / "config.json"))),
+        vae=SimpleNamespace(config=SimpleNamespace(**read_json(folder / "vae" / "config.json"))))
+    if not width or not height:             # auto (0): the size the weights are pinned to, else the family's
+        pinned = trained_size(configs) or (SPEC.defaults.width, SPEC.defaults.height)
+        width, height = width or pinned[0], height or pinned[1]
+    return check_settings(configs, ConsisIDSettings(width=width, height=height, num_frames=num_frames, steps=steps,
+                                                    cfg=cfg)).num_frames
+
+
 def _cache_rule(num_blocks):
     from ...sampling.cache import CONSISID
 
@@ -48,7 +68,8 @@ SPEC = register(BackboneSpec(
     generate=_generate, encode_prompt=cogvideox.encode_prompt, workload=cogvideox.make_workload(0),
     set_attention=cogvideox.set_attention,
     cache_rule=_cache_rule, published="consisid", latent_rgb=COGVIDEOX,
-    encode_global_identity=_global_identity, trained_size=_trained_size, planned_clip=_planned_clip,
+    encode_global_identity=_global_identity, preflight=_preflight, trained_size=_trained_size,
+    planned_clip=_planned_clip,
     lora=LoraSupport("CogVideoXLoraLoaderMixin"),   # CogVideoX LoRAs: diffusers / PEFT or kohya names of its layers
     description="ConsisID (CogVideoX-5B-I2V): global face latent on channels + local identity cross-attention.",
 ))

@@ -26,6 +26,13 @@ def set_attention(transformer, choice, kernel=None):
     set_dispatcher_attention(_base(transformer), choice, kernel)
 
 
+def preflight(loader, width, height, num_frames, steps, cfg):
+    """Guidance range and the 4k+1 frame rule, the sampler's own check (``runtime.check_clip``), before loading."""
+    from .runtime import check_clip
+
+    return check_clip(cfg, num_frames)
+
+
 def cache_rule(num_blocks):
     from ...sampling.cache import wan_rule
 
@@ -78,6 +85,7 @@ def wan_spec(family: str, label: str, method: WanMethod, published: str, default
     return BackboneSpec(
         family=family, label=label, text_family="wan", defaults=defaults, frame_unit=4,
         block_path="base.blocks", block_list=lambda tf: _base(tf).blocks, identity="references",
+        preflight=preflight,
         generate=method_generate(method), encode_prompt=encode_prompt, workload=make_workload(method, default_refs),
         set_attention=set_attention, cache_rule=cache_rule, published=published, latent_rgb=WAN21,
         max_references=method.max_references, trained_references=method.trained_references,
