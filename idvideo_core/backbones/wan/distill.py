@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from .schedulers import shift_sigmas
+from .schedulers import nearest_index, shift_sigmas
 
 LIGHTX2V_4STEP = "lightx2v_4step"
 PRESET_LABELS = {"default": "model default", LIGHTX2V_4STEP: "distilled 4-step (lightx2v)"}
@@ -58,8 +58,7 @@ class StepDistillSampler:
         self._i = 0
 
     def _index(self, t) -> int:
-        t = torch.as_tensor(t, dtype=self.timesteps.dtype).flatten()[0].cpu()
-        return int(torch.argmin((self.timesteps - t).abs()))
+        return nearest_index(self.timesteps, t)
 
     def step(self, model_out: torch.Tensor, t, latents: torch.Tensor) -> torch.Tensor:
         i = self._index(t)

@@ -15,6 +15,12 @@ import numpy as np
 import torch
 
 
+def nearest_index(timesteps: torch.Tensor, t) -> int:
+    """Index of the schedule entry nearest to the loop's ``t`` (the loop hands back the schedule's own values)."""
+    t = torch.as_tensor(t, dtype=timesteps.dtype).flatten()[0].cpu()
+    return int(torch.argmin((timesteps - t).abs()))
+
+
 def shift_sigmas(sigmas, shift: float):
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
@@ -35,8 +41,7 @@ class FlowMatchEuler:
         self.timesteps = self.sigmas * self.num_train_timesteps
 
     def _index(self, t) -> int:
-        t = torch.as_tensor(t, dtype=self.timesteps.dtype).flatten()[0].cpu()
-        return int(torch.argmin((self.timesteps - t).abs()))
+        return nearest_index(self.timesteps, t)
 
     def step(self, model_out: torch.Tensor, t, latents: torch.Tensor) -> torch.Tensor:
         i = self._index(t)
