@@ -111,7 +111,8 @@ def test_log_lines_have_no_format_glitches():
     not repeated; a CPU plan does not call itself 'gpu on cpu'."""
     hits = []
     for where, text in _source_strings():
-        if "%%" in text and not re.search(r"%[-\d.]*[sdfr]", text):
+        # the bare literal "%%" is the escaping argument of .replace("%", "%%") (argparse help texts), not a message
+        if "%%" in text and text != "%%" and not re.search(r"%[-\d.]*[sdfr]", text):
             hits.append(where)
     assert hits == []
     import torch
