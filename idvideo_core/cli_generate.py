@@ -831,7 +831,7 @@ def _best_of(args, seeds: list[int]) -> Path:
     images = list(args.image)
     shim = copy.copy(args)
     shim.image = images[0] if images else None
-    shim.provider = args.provider or "CPU"
+    shim.provider = args.provider or "auto"
 
     def generate_one(a) -> Path:
         b = copy.copy(a)

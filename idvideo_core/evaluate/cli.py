@@ -67,7 +67,8 @@ def add_score_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--json", type=Path, default=None, help="Write the full report (per identity, per frame) here.")
     s.add_argument("--plot", type=Path, default=None, help="Write the per-frame similarity plot (PNG) here.")
     s.add_argument("--model", default=None, help="A ConsisID-preview folder to search for face_encoder/ models.")
-    s.add_argument("--provider", default="CPU", choices=["CPU", "CUDA", "ROCm", "CoreML"])
+    s.add_argument("--provider", default="auto", choices=["auto", "CPU", "CUDA", "ROCm", "CoreML"],
+                   help="ONNX Runtime provider for the face models; auto = the best one available (logged).")
     s.add_argument("--smoke", action="store_true", help="Use tiny random scoring models (install check).")
     return s
 

@@ -42,7 +42,7 @@ class ScoreModels:
     clip: tuple | None = None       # (CLIPModel, CLIPProcessor) or None
     clip_path: Path | None = None
     notes: list = field(default_factory=list)
-    provider: str = "CPU"
+    provider: str = "auto"
 
     @property
     def arc_is_fallback(self) -> bool:
@@ -101,7 +101,7 @@ def _stamp(p: Path | None):
     return None if p is None else (str(p), p.stat().st_mtime_ns, p.stat().st_size)
 
 
-def load_score_models(provider: str = "CPU", consisid_folder=None, device="cpu", curricularface: bool = True,
+def load_score_models(provider: str = "auto", consisid_folder=None, device="cpu", curricularface: bool = True,
                       clip: bool = True, allow_fallback: bool = True) -> ScoreModels:
     """Find and load the scoring models (cached by file identity, so a graph re-run does not reload IR-101)."""
     from ..faces.arcface import ArcFaceRecognizer
