@@ -580,17 +580,36 @@ def _with_loras(model, loras: list[str]):
     return model
 
 
-def execute(plan: Plan, timings: dict, smoke: bool = False, loras: Optional[list] = None) -> dict:
-    """Run the graph; each node's time goes to ``timings`` under its display name."""
+# Node outputs never reused between runs: they write files or carry the run's own images.
+UNCACHED = ("IDVideoCombine", IMAGE_NODE)
+
+
+def execute(plan: Plan, timings: dict, smoke: bool = False, loras: Optional[list] = None,
+            cache: Optional[dict] = None) -> dict:
+    """Run the graph; each node's time goes to ``timings`` under its display name.
+
+    ``cache`` (kept by the caller across runs of the same command, e.g. one run per seed): a node whose class and
+    inputs, followed up the graph, are those of an earlier run gives that run's outputs again instead of running —
+    ComfyUI's own rule, so with ``--seeds`` the models load and the identity is encoded once, and only the sampler
+    and what follows it run per seed."""
     import copy
 
     names = _display_names()
     done: dict[str, tuple] = {}
+    signature: dict[str, str] = {}
     api_copy = copy.deepcopy({k: v for k, v in plan.prompt.items() if not k.startswith("cli_")})
     for nid in run_order(plan):
         node = plan.prompt[nid]
         ctype = node["class_type"]
         cls = plan.classes[ctype]
+        signature[nid] = repr((ctype, sorted(
+            (name, ("link", signature.get(v[0], v[0]), v[1]) if isinstance(v, list) and len(v) == 2
+             and isinstance(v[0], str) and v[0] in plan.prompt else ("value", repr(v)))
+            for name, v in node["inputs"].items())))
+        key = signature[nid]
+        if cache is not None and ctype not in UNCACHED and key in cache:
+            done[nid] = cache[key]
+            continue
         kwargs = {}
         for name, value in node["inputs"].items():
             kwargs[name] = done[value[0]][value[1]] if isinstance(value, list) and len(value) == 2 and \
@@ -621,6 +640,8 @@ def execute(plan: Plan, timings: dict, smoke: bool = False, loras: Optional[list
         if ctype != IMAGE_NODE:
             stage = names.get(ctype, ctype)
             timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 3)
+        if cache is not None and ctype not in UNCACHED:
+            cache[key] = done[nid]
     return done
 
 
@@ -742,7 +763,8 @@ def run(args) -> dict:
             outputs, latents_path = [], None
         else:
             with runtime.capture_latents() as latents:
-                done = execute(plan, timings, smoke=args.smoke, loras=list(getattr(args, "lora", None) or []))
+                done = execute(plan, timings, smoke=args.smoke, loras=list(getattr(args, "lora", None) or []),
+                               cache=getattr(args, "node_cache", None))
             combine = next(k for k, n in plan.prompt.items() if n["class_type"] == "IDVideoCombine")
             outputs = list(done[combine + ":all"])
             latents_path = _save_latents(latents, plan, args) if args.save_latents else None
@@ -831,11 +853,13 @@ def _best_of(args, seeds: list[int]) -> Path:
     images = list(args.image)
     shim = copy.copy(args)
     shim.image = images[0] if images else None
-    shim.provider = args.provider or "auto"
+    shim.provider = args.provider or "auto (best available)"   # the node's label; the scorer reads it too
+    node_cache: dict = {}          # loaders, faces, text and identity run once; the sampler once per seed
 
     def generate_one(a) -> Path:
         b = copy.copy(a)
         b.image = images
+        b.node_cache = node_cache
         summary = _generate_and_report(b)
         videos = [Path(p) for p in summary["outputs"] if Path(p).is_file() and not p.endswith(".safetensors")]
         if not videos:

@@ -335,3 +335,35 @@ def test_generate_end_to_end_lossless_outputs_latents_and_summary(consisid_folde
     assert "\n".join(r.getMessage() for r in caplog.records).count("IDVideo memory plan") == 1
     for stage in ("sampling:", "decoding:", "Analysing faces:"):
         assert sum(line.startswith(stage) for line in err.splitlines()) == 1, (stage, err)
+
+
+def test_seeds_load_the_models_once_and_sample_each_seed(consisid_folder, tmp_path, monkeypatch, capsys):
+    """generate --seeds: the graph's unchanged part (model, face models, faces, text, identity) runs once, as in
+    ComfyUI's cache; the sampler and the combiner run per seed, each with its own seed."""
+    import importlib
+
+    from idvideo_core import runtime
+
+    loads, seeds_sampled = [], []
+    consisid_loading = importlib.import_module("idvideo_core.backbones.consisid.loading")
+    real_load, real_generate = consisid_loading.load_consisid, runtime.generate
+
+    def counting_load(*a, **k):
+        loads.append(1)
+        return real_load(*a, **k)
+
+    def counting_generate(*a, **k):
+        seeds_sampled.append(k["seed"])
+        return real_generate(*a, **k)
+
+    monkeypatch.setattr(consisid_loading, "load_consisid", counting_load)
+    monkeypatch.setattr(runtime, "generate", counting_generate)
+    monkeypatch.setenv("IDVIDEO_MODELS_DIR", str(tmp_path / "no_models"))
+    try:
+        code, out, err = run(base_args(consisid_folder, tmp_path / "out") + ["--seeds", "3,4", "--memory-mode", "gpu"],
+                             capsys)
+    finally:
+        paths.clear_search_folders()
+    assert code == 0, err
+    assert len(loads) == 1 and seeds_sampled == [3, 4]
+    assert len(list((tmp_path / "out").rglob("*.mp4"))) == 2 and list((tmp_path / "out").rglob("*contact_sheet.png"))
