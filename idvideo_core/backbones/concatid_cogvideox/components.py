@@ -64,21 +64,11 @@ def t5_config_from_keys(sd: dict):
 def t5_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict"):
     from transformers import T5EncoderModel
 
-    from ..wan.loading import _dequantise
+    from ..text_encoders import encoder_from_state_dict
 
-    cfg = t5_config_from_keys(sd)
-    weights = _dequantise(sd, dtype)
-    weights = {k: v for k, v in weights.items() if not k.startswith("decoder.") and k != "lm_head.weight"}
-    if "shared.weight" not in weights:
-        weights["shared.weight"] = weights["encoder.embed_tokens.weight"]
-    weights.setdefault("encoder.embed_tokens.weight", weights["shared.weight"])
-    with torch.device("meta"):
-        model = T5EncoderModel(cfg)
-    try:
-        model.load_state_dict(weights, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise CorruptFileError(source, f"the weights do not fit a T5 encoder: {str(exc)[:400]}", PUBLISHED_T5) from exc
-    return model.eval().requires_grad_(False)
+    return encoder_from_state_dict(T5EncoderModel, t5_config_from_keys(sd), sd, dtype, source, "a T5 encoder",
+                                   PUBLISHED_T5,
+                                   drop=lambda k: k.startswith("decoder.") or k == "lm_head.weight")
 
 
 def comfy_t5_tokenizer_dir() -> Path | None:

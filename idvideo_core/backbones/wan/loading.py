@@ -605,41 +605,17 @@ def _umt5_config_from_keys(sd: dict):
                       is_encoder_decoder=False, dropout_rate=0.0)
 
 
-def _dequantise(sd: dict, dtype) -> dict:
-    """fp8 ComfyUI files: upcast, applying ``*.scale_weight`` where present ("scaled" variants)."""
-    out = {}
-    for k, v in sd.items():
-        if k.endswith(".scale_weight") or k.endswith(".scale_input") or k in ("scaled_fp8", "spiece_model"):
-            continue
-        if v.is_floating_point():
-            w = v.to(torch.float32)
-            scale = sd.get(k[: -len("weight")] + "scale_weight") if k.endswith(".weight") else None
-            if scale is not None:
-                w = w * scale.to(torch.float32)
-            v = w.to(dtype)
-        out[k] = v
-    return out
-
-
 def text_encoder_from_state_dict(sd: dict, dtype=torch.float32, source: str | Path = "state dict"):
     """(UMT5EncoderModel, SentencePieceWanTokenizer or None) from a ComfyUI umt5 file."""
     from transformers import UMT5EncoderModel
 
     from .text import SentencePieceWanTokenizer
 
+    from ..text_encoders import encoder_from_state_dict
+
     cfg = _umt5_config_from_keys(sd)
     tok = SentencePieceWanTokenizer(bytes(sd["spiece_model"].numpy().tobytes())) if "spiece_model" in sd else None
-    weights = _dequantise(sd, dtype)
-    if "shared.weight" not in weights:
-        weights["shared.weight"] = weights["encoder.embed_tokens.weight"]
-    weights.setdefault("encoder.embed_tokens.weight", weights["shared.weight"])
-    with torch.device("meta"):
-        model = UMT5EncoderModel(cfg)
-    try:
-        model.load_state_dict(weights, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise CorruptFileError(source, f"the weights do not fit UMT5: {str(exc)[:400]}") from exc
-    return model.eval().requires_grad_(False), tok
+    return encoder_from_state_dict(UMT5EncoderModel, cfg, sd, dtype, source, "UMT5"), tok
 
 
 def load_text_encoder(path: str | Path, dtype=torch.float32, tokenizer_dir: Optional[str | Path] = None):
