@@ -25,6 +25,30 @@ REFERENCES = "IDV_REFERENCES"
 CHECK_INPUT = "idv_check"
 CHECK_INPUT_TYPE = "IDV_CHECK"
 
+MEMORY_MODES = ("auto", "gpu", "model_offload", "block_swap", "sequential")
+FP8_TIP = ("fp8_e4m3 stores the DiT's linear weights in 8 bits (upcast per layer when used): about half the VRAM of "
+           "bf16 and half the block-swap traffic, with a small loss of precision.")
+
+
+def memory_inputs(blocks_default: int, storages, storage_default: str = "default", storage_tip: str = FP8_TIP,
+                  blocks_note: str = "") -> dict:
+    """The memory widgets every model loader has (precision, memory_mode, blocks_to_swap, weight_storage): one
+    schema, so the loaders cannot drift apart; only the defaults and the storage choices are the loader's."""
+    from idvideo_core.dtypes import CHOICES as PRECISIONS
+
+    return {
+        "precision": (list(PRECISIONS), {"default": "auto", "tooltip": "Compute precision. auto = bf16 on GPUs that "
+                      "support it, fp32 on the CPU (bf16/fp16 fall back to fp32 there)."}),
+        "memory_mode": (list(MEMORY_MODES), {"default": "auto", "tooltip": "auto picks from free VRAM and ComfyUI's "
+                        "--lowvram/--novram flags. gpu = everything stays on the GPU; model_offload = text encoder, "
+                        "DiT and VAE each moved in when used; block_swap = stream DiT blocks; sequential = lowest "
+                        "VRAM, slowest."}),
+        "blocks_to_swap": ("INT", {"default": blocks_default, "min": 0, "max": 64, "tooltip": "With block_swap: how "
+                           f"many transformer blocks{blocks_note} stay in RAM and are streamed in each step."}),
+        "weight_storage": (list(storages), {"default": storage_default, "tooltip": storage_tip}),
+    }
+
+
 WARNINGS_EVENT = "idvideo.warnings"   # server message the pack's JS extension shows on the node
 UI_WARNINGS = "idv_warnings"          # the same list in the ui output of nodes that return one
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from idvideo_core.runtime import WEIGHT_STORAGE
 
-from ._common import CATEGORY, MODEL, user_errors
+from ._common import CATEGORY, MODEL, memory_inputs, user_errors
 
 NO_DIT = "(no SAT folder found: put single-identity/ or two-identities/ in models/concatid)"
 NO_BASE = "(no CogVideoX-5B folder found: put it in models/cogvideox)"
@@ -63,15 +63,7 @@ class IDVConcatIDCogVideoXLoader:
             "text_encoder": (_files("text_encoders"), {"tooltip": "T5-XXL: the base folder's text_encoder/, or "
                              "ComfyUI's t5xxl_fp16 / fp8 file in models/text_encoders (the same T5 v1.1 XXL; its "
                              "tokenizer comes from the base folder or ComfyUI)."}),
-            "precision": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": "Compute precision. "
-                          "auto = bf16 on GPUs that support it (the official runs bf16), fp32 on the CPU."}),
-            "memory_mode": (["auto", "gpu", "model_offload", "block_swap", "sequential"], {"default": "auto",
-                            "tooltip": "How the model is kept in VRAM (see the ConsisID loader)."}),
-            "blocks_to_swap": ("INT", {"default": 20, "min": 0, "max": 64, "tooltip": "With block_swap: "
-                               "transformer blocks (of 42) kept in RAM and streamed in each step."}),
-            "weight_storage": (list(WEIGHT_STORAGE), {"default": "default", "tooltip": "fp8_e4m3 stores the DiT's "
-                               "linear weights in 8 bits (upcast per layer when used): about half the VRAM of bf16, "
-                               "with a small loss of precision."}),
+            **memory_inputs(20, WEIGHT_STORAGE, blocks_note=" (of 42)"),
         }}
 
     @user_errors

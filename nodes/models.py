@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from idvideo_core import paths
-from idvideo_core.dtypes import CHOICES as PRECISIONS
 from idvideo_core.runtime import WEIGHT_STORAGE
 
-from ._common import CATEGORY, MODEL, TEXT, user_errors
+from ._common import CATEGORY, MODEL, TEXT, memory_inputs, user_errors
 
-MEMORY_MODES = ("auto", "gpu", "model_offload", "block_swap", "sequential")
 NO_MODELS = "(no ConsisID folder found: put ConsisID-preview in models/consisid)"
 
 
@@ -37,18 +35,7 @@ class IDVConsisIDModelLoader:
         return {"required": {
             "model": (consisid_choices(), {"tooltip": "A ConsisID folder under models/consisid (or a folder added "
                                                       "for the 'consisid' key in extra_model_paths.yaml)."}),
-            "precision": (list(PRECISIONS), {"default": "auto", "tooltip": "Compute precision. auto = bf16 on "
-                                             "GPUs that support it, fp32 on the CPU (bf16/fp16 fall back to fp32 "
-                                             "there)."}),
-            "memory_mode": (list(MEMORY_MODES), {"default": "auto", "tooltip": "auto picks from free VRAM and "
-                            "ComfyUI's --lowvram/--novram flags. gpu = everything stays on the GPU; model_offload = "
-                            "text encoder, DiT and VAE each moved in when used; block_swap = stream DiT blocks; "
-                            "sequential = lowest VRAM, slowest."}),
-            "blocks_to_swap": ("INT", {"default": 20, "min": 0, "max": 64, "tooltip": "With block_swap: how many "
-                               "transformer blocks stay in RAM and are streamed in each step."}),
-            "weight_storage": (list(WEIGHT_STORAGE), {"default": "default", "tooltip": "fp8_e4m3 stores the DiT's "
-                               "linear weights in 8 bits (upcast per layer when used): about half the VRAM of bf16 "
-                               "and half the block-swap traffic, with a small loss of precision."}),
+            **memory_inputs(20, WEIGHT_STORAGE),
         }}
 
     @user_errors

@@ -4,7 +4,7 @@ from __future__ import annotations
 from idvideo_core import paths
 from idvideo_core.runtime import WAN_WEIGHT_STORAGE
 
-from ._common import CATEGORY, FACES, MODEL, REFERENCES, user_errors
+from ._common import CATEGORY, FACES, MODEL, REFERENCES, memory_inputs, user_errors
 
 FROM_BASE = "(from base folder)"
 NONE = "(none)"
@@ -69,6 +69,12 @@ def check_dit_choice(family_key: str, family_label: str, dit: str) -> None:
     check_dit_file(family_key, path, family_label)
 
 
+WAN_STORAGE_TIP = ("fp8_e4m3 stores the DiT's linear weights in 8 bits (upcast per layer when used): about half the "
+                   "VRAM of bf16, with a small loss of precision; fp8 files stay fp8. auto picks fp8 (and runs the "
+                   "guidance branches one at a time) only when the weights and one step's activations would not fit "
+                   "otherwise; the plan is printed in the console.")
+
+
 class IDVWanModelLoader:
     DESCRIPTION = ("Loads a Wan2.1-T2V-1.3B family model: the base from a diffusers folder (models/wan/…) or from "
                    "ComfyUI's single files (diffusion_models, vae, text_encoders), with the DiT weights of "
@@ -99,17 +105,7 @@ class IDVWanModelLoader:
                     "(models/vae), or the base folder's vae/."}),
             "text_encoder": (c["text_encoder"], {"default": c["te_default"], "tooltip": "UMT5-XXL "
                              "(models/text_encoders/umt5_xxl_*.safetensors) or the base folder's text_encoder/."}),
-            "precision": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": "Compute precision "
-                          "(bf16/fp16 on a CPU fall back to fp32)."}),
-            "memory_mode": (["auto", "gpu", "model_offload", "block_swap", "sequential"], {"default": "auto",
-                            "tooltip": "How the model is kept in VRAM (see the ConsisID loader)."}),
-            "blocks_to_swap": ("INT", {"default": 10, "min": 0, "max": 64, "tooltip": "With block_swap: "
-                               "transformer blocks kept in RAM and streamed in."}),
-            "weight_storage": (list(WAN_WEIGHT_STORAGE), {"default": "auto", "tooltip": "fp8_e4m3 stores the DiT's "
-                               "linear weights in 8 bits (upcast per layer when used): about half the VRAM of bf16, "
-                               "with a small loss of precision; fp8 files stay fp8. auto picks fp8 (and runs the "
-                               "guidance branches one at a time) only when the weights and one step's activations "
-                               "would not fit otherwise; the plan is printed in the console."}),
+            **memory_inputs(10, WAN_WEIGHT_STORAGE, "auto", WAN_STORAGE_TIP),
         }}
 
     @classmethod

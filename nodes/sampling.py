@@ -9,7 +9,8 @@ from ._common import (CATEGORY, CHECK_INPUT, CHECK_INPUT_TYPE, GLOBAL_ID, LOCAL_
 
 class IDVSampler:
     DESCRIPTION = ("Generates the video: denoises with the model's scheduler (ConsisID: CogVideoX DPM, 50 steps, "
-                   "CFG 6; Concat-ID-CogVideoX: the official SAT DPM++2M, CFG 6 on x0; Wan: flow-match), the identity in both guidance branches, then decodes with the VAE. "
+                   "CFG 6; Concat-ID-CogVideoX: the official SAT DPM++2M, CFG 6 on x0; Wan: flow-match), the "
+                   "identity in both guidance branches, then decodes with the VAE. "
                    "Progress per step; Cancel stops within one step and the models stay loaded.")
     SEARCH_ALIASES = ["sampler", "generate video", "ksampler", "consisid sampler", "dit sampler"]
     CATEGORY = f"{CATEGORY}/sampling"
